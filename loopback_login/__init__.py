@@ -1,0 +1,72 @@
+"""loopback-login: get OAuth2 tokens through your browser on your own machine, and keep them.
+
+Public names are imported on first use (PEP 562), so that importing the
+package costs nothing until a name is needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthorizationDenied",
+    "AuthorizationError",
+    "ConfigError",
+    "InvalidCallback",
+    "IssuerMismatch",
+    "LoginRequired",
+    "LoginTimeout",
+    "LoopbackLoginError",
+    "NetworkError",
+    "PortInUse",
+    "Provider",
+    "ProviderError",
+    "StateMismatch",
+    "Token",
+    "TokenEndpointError",
+]
+
+_WHERE = {
+    "Provider": "._providers",
+    "Token": "._token",
+    **{
+        name: "._errors"
+        for name in __all__
+        if name not in ("Provider", "Token")
+    },
+}
+
+if TYPE_CHECKING:
+    from ._errors import (
+        AuthorizationDenied,
+        AuthorizationError,
+        ConfigError,
+        InvalidCallback,
+        IssuerMismatch,
+        LoginRequired,
+        LoginTimeout,
+        LoopbackLoginError,
+        NetworkError,
+        PortInUse,
+        ProviderError,
+        StateMismatch,
+        TokenEndpointError,
+    )
+    from ._providers import Provider
+    from ._token import Token
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopback_login' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,383 @@
+"""The ``loopback-login`` command: argparse, one error boundary, exit codes.
+
+stdout carries only the result (the summary of ``login``, the token of
+``token``, the table of ``status``); the URL, progress and errors go to stderr.
+Exit codes: 0 ok, 2 usage or configuration, 3 login required, 4 provider or
+network, 5 timed out or cancelled. Heavy modules are imported only by the
+commands that need them: ``token`` reads one file and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any, Callable, NoReturn, Sequence
+
+from ._errors import ConfigError, LoginRequired, LoopbackLoginError
+from ._store import Store, check_profile_name
+
+PROG = "loopback-login"
+EXIT_INTERNAL = 1
+EXIT_CANCELLED = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: usage errors are the only stderr line.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- commands -------------------------------------------------------------------
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    store = Store()
+    profile = _resolve(args, store)
+    if args.save:
+        store.save_profile(profile.name, _given_profile_flags(args))
+        _progress(f"Saved profile {profile.name!r} in {store.config_path}")
+    from ._flows import NoBrowser, SystemBrowser, login
+
+    browser = NoBrowser() if args.no_browser else SystemBrowser()
+    token = _run(login(profile, store=store, browser=browser, timeout=args.timeout, progress=_progress))
+    print(_summary(profile.name, profile.provider, token, store.token_path(profile.name)))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from ._flows import stored_token
+
+    store = Store()
+    name = check_profile_name(args.profile)
+    token, record = stored_token(store, name)
+    skew = record.get("skew")
+    if token.is_expired(skew if isinstance(skew, (int, float)) else 60):
+        raise LoginRequired(
+            f"the access token of profile {name!r} has expired; "
+            f"run `loopback-login login {name}`"
+        )
+    if args.json:
+        import json
+
+        from ._token import public_record
+
+        print(json.dumps(public_record(record), indent=2))
+    elif args.header:
+        print(f"Authorization: {token.header['Authorization']}")
+    else:
+        print(token.access_token)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ._token import token_from_record
+
+    store = Store()
+    if args.profile is not None:
+        names = [check_profile_name(args.profile)]
+        if args.profile not in store.profile_names():
+            raise LoginRequired(f"no profile or tokens named {args.profile!r}")
+    else:
+        names = store.profile_names()
+    if not names:
+        _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
+        return 0
+    tables = store.read_config().get("profiles", {})
+    rows = [("PROFILE", "PROVIDER", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
+    now = time.time()
+    for name in names:
+        provider = tables.get(name, {}).get("provider") or "-"
+        try:
+            record = store.read_record(name)
+            token = token_from_record(record) if record is not None else None
+        except (LoginRequired, ValueError):
+            rows.append((name, str(provider), "unreadable", "-", "-", store.token_path(name)))
+            continue
+        if record is None or token is None:
+            rows.append((name, str(provider), "not logged in", "-", "-", "-"))
+            continue
+        rows.append(
+            (
+                name,
+                str(record.get("provider") or provider),
+                _expiry(token.expires_at, now),
+                token.scope or "-",
+                "yes" if token.refresh_token else "no",
+                store.token_path(name),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    store = Store()
+    name = check_profile_name(args.profile)
+    path = store.token_path(name)
+    if store.delete_record(name):
+        print(f"Logged out of profile {name!r}: deleted {path}")
+    else:
+        _progress(f"No tokens stored for profile {name!r}; nothing to do.")
+    return 0
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from ._providers import PRESET_NAMES, preset
+
+    rows = [("NAME", "PROVIDER", "AUTHORIZE URL", "TOKEN URL", "CLIENT CREDENTIALS URL")]
+    for name in PRESET_NAMES:
+        base = "http://127.0.0.1:PORT" if name == "demo" else None
+        provider = preset(name, base)
+        rows.append(
+            (
+                name,
+                provider.description,
+                provider.authorize_url,
+                provider.token_url,
+                provider.client_credentials_url or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    store = Store()
+    token = _run(run_demo(store, timeout=args.timeout, progress=_progress))
+    print(_summary("demo", "demo", token, store.token_path("demo")))
+    return 0
+
+
+# --- helpers --------------------------------------------------------------------
+
+_PROFILE_FLAGS = (
+    "provider",
+    "base_url",
+    "authorize_url",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "redirect_uri",
+    "scope",
+    "client_auth",
+    "pkce",
+    "skew",
+    "authorize_params",
+)
+
+
+def _given_profile_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The profile flags the user typed (in config-file form)."""
+    flags = {key: getattr(args, key) for key in _PROFILE_FLAGS if getattr(args, key) is not None}
+    params = dict(flags.pop("authorize_params", None) or {})
+    if args.prompt is not None:
+        params["prompt"] = args.prompt
+    if params:
+        flags["authorize_params"] = params
+    return flags
+
+
+def _resolve(args: argparse.Namespace, store: Store) -> Any:
+    from ._profile import SECRET_ENV, resolve_profile
+
+    name = check_profile_name(args.profile)
+    return resolve_profile(
+        name,
+        store.profile_table(name),
+        _given_profile_flags(args),
+        env_secret=os.environ.get(SECRET_ENV),
+        where=store.config_path,
+    )
+
+
+def _run(coroutine: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def _expiry(expires_at: float | None, now: float) -> str:
+    if expires_at is None:
+        return "no expiry given"
+    left = expires_at - now
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires_at))
+    if left <= 0:
+        return f"{when} (expired)"
+    return f"{when} (in {_duration(left)})"
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h"
+
+
+def _summary(name: str, provider: str, token: Any, path: str) -> str:
+    refresh = "refresh token saved" if token.refresh_token else "no refresh token"
+    expiry = _expiry(token.expires_at, time.time())
+    scope = f", scope {token.scope!r}" if token.scope else ""
+    return (
+        f"Logged in: profile {name!r} ({provider}), access token until {expiry}, "
+        f"{refresh}{scope}; saved to {path}"
+    )
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+class _KeyValues(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = dict(getattr(namespace, self.dest) or {})
+        key, value = values
+        current[key] = value
+        setattr(namespace, self.dest, current)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+    return value
+
+
+def _skew_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Get OAuth2 tokens through your browser and keep them fresh.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> Any:
+        sub = commands.add_parser(name, help=help, description=help, parents=[common])
+        sub.set_defaults(func=func)
+        return sub
+
+    login = command("login", cmd_login, "log in through the browser and save the tokens")
+    login.add_argument("profile", metavar="PROFILE")
+    group = login.add_argument_group("profile (flags win over config.toml)")
+    group.add_argument("--provider", help="a preset: see `loopback-login providers`")
+    group.add_argument("--base-url", help="move the preset's endpoints to this base URL")
+    group.add_argument("--authorize-url", help="the authorization endpoint")
+    group.add_argument("--token-url", help="the token endpoint")
+    group.add_argument("--client-id", help="the app's client id (API key)")
+    group.add_argument(
+        "--client-secret",
+        help="the app's secret; prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
+    )
+    group.add_argument("--redirect-uri", help="the registered redirect URI, e.g. "
+                       "http://localhost:8080/callback")
+    group.add_argument("--scope", help="space-separated scopes")
+    group.add_argument("--client-auth", choices=("basic", "post", "none"),
+                       help="how the client authenticates (default: basic with a secret)")
+    group.add_argument("--no-pkce", dest="pkce", action="store_const", const=False, default=None,
+                       help="do not send PKCE (RFC 7636)")
+    group.add_argument("--skew", type=_skew_seconds, metavar="SECONDS",
+                       help="refresh this long before expiry (default 60)")
+    group.add_argument("--authorize-param", dest="authorize_params", action=_KeyValues,
+                       type=_key_value, metavar="KEY=VALUE",
+                       help="an extra authorize parameter (repeatable)")
+    group.add_argument("--prompt", help="shorthand for --authorize-param prompt=VALUE")
+    login.add_argument("--save", action="store_true",
+                       help="write these profile flags (secret included) to config.toml")
+    login.add_argument("--no-browser", action="store_true",
+                       help="print the URL without opening a browser; still listen")
+    login.add_argument("--timeout", type=_positive_seconds, default=300.0, metavar="SECONDS",
+                       help="how long to wait for the browser (default 300)")
+
+    token = command("token", cmd_token, "print the stored access token")
+    token.add_argument("profile", metavar="PROFILE")
+    shape = token.add_mutually_exclusive_group()
+    shape.add_argument("--header", action="store_true", help="print 'Authorization: Bearer ...'")
+    shape.add_argument("--json", action="store_true",
+                       help="print the token record without the refresh token")
+
+    status = command("status", cmd_status, "list profiles and their tokens (no secrets)")
+    status.add_argument("profile", nargs="?", metavar="PROFILE")
+
+    logout = command("logout", cmd_logout, "delete the stored tokens of a profile")
+    logout.add_argument("profile", metavar="PROFILE")
+
+    command("providers", cmd_providers, "list the built-in provider presets")
+
+    demo = command("demo", cmd_demo,
+                   "log in to a built-in local demo provider (no account needed)")
+    demo.add_argument("--timeout", type=_positive_seconds, default=300.0, metavar="SECONDS",
+                      help="how long to wait for the browser (default 300)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return int(args.func(args))
+    except LoopbackLoginError as exc:
+        if debug:
+            raise
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except BrokenPipeError:
+        # The reader of our stdout went away (`... | head`): nothing left to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
+    except Exception as exc:
+        if debug:
+            raise
+        # Only the type: an unexpected exception's text might carry a secret.
+        print(
+            f"{PROG}: internal error ({type(exc).__name__}); run again with --debug "
+            "and report it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The one exception tree of loopback-login.
+
+Every error a caller can act on derives from :class:`LoopbackLoginError`; its
+``exit_code`` is what the command line exits with::
+
+    LoopbackLoginError
+    ├── ConfigError                  2  bad flags, config file or profile
+    ├── LoginRequired                3  no usable tokens: log in again
+    ├── ProviderError                4  the provider or the network failed us
+    │   ├── AuthorizationError          the provider answered the callback with error=
+    │   │   └── AuthorizationDenied     ... with error=access_denied
+    │   ├── IssuerMismatch              RFC 9207 iss check failed (mix-up attack?)
+    │   ├── TokenEndpointError          the token endpoint answered an error
+    │   ├── NetworkError                could not reach the provider
+    │   └── PortInUse                   the redirect URI's port is held by another program
+    ├── InvalidCallback              -  a callback we must ignore (forged, stale, malformed)
+    │   └── StateMismatch
+    └── LoginTimeout (TimeoutError)  5  nobody came back in time, or the user cancelled
+
+Messages are one line, say what to do, and never carry a token, code or secret.
+"""
+
+from __future__ import annotations
+
+
+class LoopbackLoginError(Exception):
+    """Root of every error raised by loopback-login."""
+
+    exit_code = 1
+
+
+class ConfigError(LoopbackLoginError):
+    """The command line, the config file or the profile is unusable."""
+
+    exit_code = 2
+
+
+class LoginRequired(LoopbackLoginError):
+    """There is no usable token (none stored, unreadable, or the refresh token was rejected)."""
+
+    exit_code = 3
+
+
+class ProviderError(LoopbackLoginError):
+    """The authorization server or the network between us failed."""
+
+    exit_code = 4
+
+
+class AuthorizationError(ProviderError):
+    """The provider redirected back with ``error=`` (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: str, description: str | None = None) -> None:
+        self.error = error
+        self.description = description
+        detail = f": {description}" if description else ""
+        super().__init__(f"the provider refused the authorization ({error}{detail})")
+
+
+class AuthorizationDenied(AuthorizationError):
+    """The user (or the provider's policy) denied consent: ``error=access_denied``."""
+
+
+class IssuerMismatch(ProviderError):
+    """The callback's ``iss`` is not the expected issuer (RFC 9207 §2.4)."""
+
+
+class TokenEndpointError(ProviderError):
+    """The token endpoint answered with an error.
+
+    ``status`` is the HTTP status, ``error`` the OAuth error code (RFC 6749 §5.2,
+    or Apigee's ``ErrorCode``) when the body had one, ``description`` its text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.description = description
+        super().__init__(message)
+
+
+class NetworkError(ProviderError):
+    """The provider could not be reached, or the connection broke."""
+
+
+class PortInUse(ProviderError):
+    """The redirect URI's port is already held by another program."""
+
+
+class InvalidCallback(LoopbackLoginError):
+    """A request to the redirect URI that is not this login's answer.
+
+    The receiver ignores it (the browser gets an error page and the wait goes
+    on); only in paste mode does it reach the caller.
+    """
+
+    exit_code = 4
+
+
+class StateMismatch(InvalidCallback):
+    """The callback's ``state`` is missing or is not this login's (RFC 6749 §10.12)."""
+
+
+class LoginTimeout(LoopbackLoginError, TimeoutError):
+    """The wait for the browser ended: timed out or cancelled."""
+
+    exit_code = 5

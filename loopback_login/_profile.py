@@ -1,0 +1,185 @@
+"""Profiles: a name for provider + client + redirect URI + scopes.
+
+A profile is resolved from its ``[profiles.NAME]`` table in ``config.toml`` and
+from command-line flags, flags winning. Resolution is pure: it reads nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from ._bind import is_loopback_host
+from ._errors import ConfigError
+from ._protocol import ClientAuth
+from ._providers import preset
+from ._store import check_profile_name
+from ._token import DEFAULT_SKEW
+
+#: Keys of a ``[profiles.NAME]`` table; the flags have the same names.
+PROFILE_KEYS = frozenset(
+    {
+        "provider",
+        "base_url",
+        "authorize_url",
+        "token_url",
+        "client_id",
+        "client_secret",
+        "redirect_uri",
+        "scope",
+        "client_auth",
+        "pkce",
+        "skew",
+        "authorize_params",
+    }
+)
+
+SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything needed to log in and to refresh, for one profile."""
+
+    name: str
+    provider: str
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    redirect_uri: str | None
+    authorize_url: str | None
+    token_url: str
+    scope: str | None = None
+    client_auth: ClientAuth = ClientAuth.BASIC
+    pkce: bool = True
+    skew: float = DEFAULT_SKEW
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    client_credentials_url: str | None = None
+    revocation_url: str | None = None
+    issuer: str | None = None
+
+    def record_settings(self) -> dict[str, Any]:
+        """The non-secret settings kept in the token record."""
+        return {
+            "profile": self.name,
+            "provider": self.provider,
+            "token_url": self.token_url,
+            "client_credentials_url": self.client_credentials_url,
+            "revocation_url": self.revocation_url,
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "client_auth": self.client_auth.value,
+            "skew": self.skew,
+        }
+
+
+def resolve_profile(
+    name: str,
+    table: Mapping[str, Any] | None,
+    flags: Mapping[str, Any],
+    *,
+    env_secret: str | None = None,
+    where: str = "config.toml",
+) -> Profile:
+    """Merge the config table and the flags (flags win) into a checked :class:`Profile`.
+
+    ``flags`` holds only the flags the user gave. ``env_secret`` is
+    ``$LOOPBACK_LOGIN_CLIENT_SECRET``, used when neither gives a secret.
+    """
+    check_profile_name(name)
+    table = dict(table or {})
+    unknown = sorted(set(table) - PROFILE_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in [profiles.{name}] of {where}")
+    merged = {**table, **{k: v for k, v in flags.items() if v is not None}}
+    for source in (table, flags):
+        params = source.get("authorize_params")
+        if params is not None and not (
+            isinstance(params, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())
+        ):
+            raise ConfigError(f"authorize_params of profile {name!r} must map strings to strings")
+    # Extra authorize parameters merge key by key, the flags' winning.
+    merged["authorize_params"] = {
+        **(table.get("authorize_params") or {}),
+        **(flags.get("authorize_params") or {}),
+    }
+    for key in PROFILE_KEYS - {"pkce", "skew", "authorize_params"}:
+        value = merged.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key} of profile {name!r} must be a string")
+
+    base_url = merged.get("base_url")
+    provider_name = merged.get("provider")
+    if provider_name:
+        provider = preset(provider_name, base_url)
+        authorize_url = merged.get("authorize_url") or provider.authorize_url
+        token_url = merged.get("token_url") or provider.token_url
+        client_credentials_url = provider.client_credentials_url
+        default_pkce = provider.pkce
+    else:
+        if base_url:
+            raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
+        authorize_url = merged.get("authorize_url")
+        token_url = merged.get("token_url")
+        if not authorize_url or not token_url:
+            raise ConfigError(
+                f"profile {name!r} has no provider: give --provider NAME, or both "
+                "--authorize-url and --token-url"
+            )
+        provider_name, client_credentials_url, default_pkce = "custom", None, True
+    for label, url in (("authorize URL", authorize_url), ("token URL", token_url)):
+        _check_endpoint(label, url)
+
+    client_id = merged.get("client_id")
+    if not client_id:
+        raise ConfigError(
+            f"profile {name!r} has no client id: pass --client-id "
+            f"(or set client_id in [profiles.{name}] of {where})"
+        )
+    client_secret = merged.get("client_secret") or env_secret or None
+
+    client_auth_name = merged.get("client_auth") or ("basic" if client_secret else "none")
+    try:
+        client_auth = ClientAuth(client_auth_name)
+    except ValueError:
+        raise ConfigError(
+            f"client_auth must be basic, post or none, not {client_auth_name!r}"
+        ) from None
+    if client_auth is ClientAuth.NONE and not (merged.get("pkce", default_pkce)):
+        raise ConfigError("a public client (client_auth none) needs PKCE; drop --no-pkce")
+
+    pkce = merged.get("pkce", default_pkce)
+    if not isinstance(pkce, bool):
+        raise ConfigError(f"pkce of profile {name!r} must be true or false")
+    skew = merged.get("skew", DEFAULT_SKEW)
+    if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew <= 86400:
+        raise ConfigError(f"skew of profile {name!r} must be a number of seconds (0 to 86400)")
+
+    return Profile(
+        name=name,
+        provider=provider_name,
+        client_id=client_id,
+        client_secret=client_secret,
+        redirect_uri=merged.get("redirect_uri"),
+        authorize_url=authorize_url,
+        token_url=token_url,
+        scope=merged.get("scope") or None,
+        client_auth=client_auth,
+        pkce=pkce,
+        skew=float(skew),
+        authorize_params=merged["authorize_params"],
+        client_credentials_url=client_credentials_url,
+    )
+
+
+def _check_endpoint(label: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"the {label} {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        # RFC 6749 §3.1 and §3.2: both endpoints require TLS; plain http is
+        # only for a provider on this machine (the demo provider).
+        raise ConfigError(f"the {label} {url!r} must use https")
+    if parts.fragment:
+        raise ConfigError(f"the {label} {url!r} must not have a #fragment (RFC 6749 §3.1)")

@@ -1,0 +1,428 @@
+"""OAuth 2.0 without I/O: values in, values out.
+
+State and PKCE, the authorize URL, callback parsing, token request forms and
+client authentication, token response and error normalization (the Apigee
+quirks of the Honeywell Home API included). Randomness and the clock are
+parameters, so everything here is tested without sockets or an event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+from ._errors import (
+    AuthorizationDenied,
+    AuthorizationError,
+    ConfigError,
+    InvalidCallback,
+    IssuerMismatch,
+    StateMismatch,
+    TokenEndpointError,
+)
+from ._token import Token
+
+TokenBytes = Callable[[int], bytes]
+
+
+class ClientAuth(str, enum.Enum):
+    """How the client authenticates at the token endpoint (RFC 6749 §2.3)."""
+
+    BASIC = "basic"  # client_secret_basic
+    POST = "post"  # client_secret_post
+    NONE = "none"  # public client, PKCE carries the proof
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# --- state and PKCE ---------------------------------------------------------
+
+
+def new_state(token_bytes: TokenBytes = secrets.token_bytes) -> str:
+    """A fresh, unguessable ``state`` (RFC 6749 §10.12; 256 bits, well over 128)."""
+    return _b64url(token_bytes(32))
+
+
+def new_code_verifier(token_bytes: TokenBytes = secrets.token_bytes) -> str:
+    """A PKCE code verifier: 32 random octets, base64url, 43 characters (RFC 7636 §4.1)."""
+    return _b64url(token_bytes(32))
+
+
+def s256_challenge(verifier: str) -> str:
+    """``BASE64URL(SHA256(ASCII(code_verifier)))`` (RFC 7636 §4.2)."""
+    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+# --- the authorize request --------------------------------------------------
+
+# Parameters the flow owns; a profile's extra parameters may not replace them.
+_RESERVED_AUTHORIZE_PARAMS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    }
+)
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    """One login attempt: the URL to open and the secrets needed to finish it."""
+
+    url: str
+    redirect_uri: str
+    state: str = field(repr=False)
+    code_verifier: str | None = field(repr=False)
+
+
+def authorize_request(
+    authorize_url: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scope: str | None = None,
+    pkce: bool = True,
+    extra_params: Mapping[str, str] | None = None,
+    token_bytes: TokenBytes = secrets.token_bytes,
+) -> AuthorizeRequest:
+    """Build the authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3).
+
+    Fresh ``state`` and code verifier each call. The endpoint's own query
+    parameters are kept (RFC 6749 §3.1).
+    """
+    state = new_state(token_bytes)
+    params: list[tuple[str, str]] = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+    ]
+    if scope:
+        params.append(("scope", scope))
+    params.append(("state", state))
+    verifier = None
+    if pkce:
+        verifier = new_code_verifier(token_bytes)
+        params += [("code_challenge", s256_challenge(verifier)), ("code_challenge_method", "S256")]
+    for key, value in (extra_params or {}).items():
+        if key in _RESERVED_AUTHORIZE_PARAMS:
+            raise ConfigError(f"the authorize parameter {key!r} is set by loopback-login itself")
+        params.append((key, value))
+    scheme, netloc, path, query, _fragment = urlsplit(authorize_url)
+    own_query = urlencode(params, quote_via=quote)
+    query = f"{query}&{own_query}" if query else own_query
+    return AuthorizeRequest(
+        url=urlunsplit((scheme, netloc, path, query, "")),
+        redirect_uri=redirect_uri,
+        state=state,
+        code_verifier=verifier,
+    )
+
+
+# --- the callback -----------------------------------------------------------
+
+_MAX_CALLBACK_FIELDS = 64
+
+
+def parse_callback(
+    query: str,
+    *,
+    expected_state: str,
+    expected_issuer: str | None = None,
+    issuer_required: bool = False,
+) -> str:
+    """Check the redirect's query string and return the authorization code.
+
+    Raises :class:`InvalidCallback` (:class:`StateMismatch` for the state) for
+    anything that is not this login's answer: such a request is ignored by the
+    receiver. Raises :class:`AuthorizationError` for ``error=`` and
+    :class:`IssuerMismatch` for a bad ``iss``: those end the login.
+    """
+    try:
+        pairs = parse_qsl(
+            query,
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=_MAX_CALLBACK_FIELDS,
+        )
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCallback("the callback's query string is malformed") from None
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params and key in ("state", "code", "error", "error_description", "iss"):
+            # RFC 6749 §3.1: parameters MUST NOT be included more than once.
+            raise InvalidCallback(f"the callback repeats the {key!r} parameter")
+        params.setdefault(key, value)
+
+    state = params.get("state")
+    if state is None or not hmac.compare_digest(
+        state.encode("utf-8", "surrogateescape"), expected_state.encode("ascii")
+    ):
+        raise StateMismatch(
+            "the callback's state is missing or is not this login's "
+            "(a stale tab or a forged request)"
+        )
+
+    # RFC 9207 §2.4: with a known issuer, a present iss must match exactly;
+    # a missing one is refused when the provider says it always sends it.
+    if expected_issuer is not None:
+        iss = params.get("iss")
+        if iss is None and issuer_required:
+            raise IssuerMismatch("the callback has no iss, but the provider always sends one")
+        if iss is not None and iss != expected_issuer:
+            raise IssuerMismatch(
+                f"the callback came from issuer {_clean(iss)!r}, not {expected_issuer!r}"
+            )
+
+    error = params.get("error")
+    if error is not None:
+        description = params.get("error_description")
+        cls = AuthorizationDenied if error == "access_denied" else AuthorizationError
+        raise cls(_clean(error, 64), _clean(description) if description else None)
+
+    code = params.get("code")
+    if not code:
+        raise InvalidCallback("the callback has neither code nor error")
+    return code
+
+
+# --- token requests ---------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class TokenRequest:
+    """A POST to a token endpoint: URL, headers and form, ready to send."""
+
+    url: str
+    headers: Mapping[str, str]
+    form: Sequence[tuple[str, str]]
+    grant_type: str
+
+    @property
+    def body(self) -> bytes:
+        return urlencode(list(self.form)).encode("ascii")
+
+    def __repr__(self) -> str:
+        return f"TokenRequest(grant_type={self.grant_type!r}, url={self.url!r})"
+
+
+def basic_credentials(client_id: str, client_secret: str) -> str:
+    """The ``Authorization: Basic`` value for client_secret_basic.
+
+    RFC 6749 §2.3.1: id and secret are form-encoded before they are joined and
+    Base64-encoded, so a ``:`` or ``%`` in either survives the trip.
+    """
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def token_request(
+    url: str,
+    grant: Sequence[tuple[str, str]],
+    *,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: ClientAuth,
+) -> TokenRequest:
+    """A token endpoint request for ``grant`` with the client authenticated."""
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    form = list(grant)
+    if client_auth is ClientAuth.BASIC:
+        if client_secret is None:
+            raise ConfigError("client authentication 'basic' needs a client secret")
+        headers["Authorization"] = basic_credentials(client_id, client_secret)
+    elif client_auth is ClientAuth.POST:
+        if client_secret is None:
+            raise ConfigError("client authentication 'post' needs a client secret")
+        form += [("client_id", client_id), ("client_secret", client_secret)]
+    else:
+        # RFC 6749 §4.1.3: a client that does not authenticate names itself.
+        form.append(("client_id", client_id))
+    return TokenRequest(url=url, headers=headers, form=form, grant_type=grant[0][1])
+
+
+def authorization_code_grant(
+    code: str, redirect_uri: str, code_verifier: str | None
+) -> list[tuple[str, str]]:
+    """RFC 6749 §4.1.3 (+ RFC 7636 §4.5). ``redirect_uri`` is the authorize request's, verbatim."""
+    grant = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)]
+    if code_verifier is not None:
+        grant.append(("code_verifier", code_verifier))
+    return grant
+
+
+def refresh_grant(refresh_token: str, scope: str | None = None) -> list[tuple[str, str]]:
+    """RFC 6749 §6."""
+    grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
+    if scope:
+        grant.append(("scope", scope))
+    return grant
+
+
+def client_credentials_grant(scope: str | None = None) -> list[tuple[str, str]]:
+    """RFC 6749 §4.4.2."""
+    grant = [("grant_type", "client_credentials")]
+    if scope:
+        grant.append(("scope", scope))
+    return grant
+
+
+# --- token responses --------------------------------------------------------
+
+# RFC 6750 names the type "Bearer" and RFC 6749 §5.1 makes it case-insensitive;
+# Apigee (Honeywell) answers "BearerToken". We send "Bearer" for all of them.
+_BEARER_TYPES = frozenset({"bearer", "bearertoken"})
+
+
+def parse_token_response(
+    status: int,
+    reason: str,
+    content_type: str,
+    body: bytes,
+    *,
+    now: float,
+    requested_scope: str | None = None,
+    previous_refresh_token: str | None = None,
+) -> Token:
+    """Normalize a token endpoint response (RFC 6749 §5.1) or raise its error (§5.2).
+
+    Numbers may arrive as strings (``"expires_in": "3599"``); ``expires_at`` is
+    ``now + expires_in`` by the local clock, since the provider's ``issued_at``
+    (Apigee, milliseconds) is by a clock we do not share; it stays in ``raw``.
+    """
+    if not 200 <= status < 300:
+        raise parse_error_response(status, reason, content_type, body)
+    data = _json_object(body)
+    if data is None:
+        raise TokenEndpointError(
+            f"the token endpoint answered {status} without a JSON token response",
+            status=status,
+        )
+    access_token = data.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise TokenEndpointError("the token response has no access_token", status=status)
+    token_type = data.get("token_type", "Bearer")
+    if not isinstance(token_type, str) or token_type.lower() not in _BEARER_TYPES:
+        raise TokenEndpointError(
+            f"the token type {_clean(str(token_type), 32)!r} is not supported (only Bearer)",
+            status=status,
+        )
+    lifetime = _number(data.get("expires_in"))
+    refresh_token = data.get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        # RFC 6749 §6: no new refresh token means the old one stays valid.
+        refresh_token = previous_refresh_token
+    scope = data.get("scope")
+    if not isinstance(scope, str):
+        # RFC 6749 §5.1: an omitted scope is the scope requested.
+        scope = requested_scope
+    return Token(
+        access_token=access_token,
+        token_type="Bearer",
+        expires_at=now + lifetime if lifetime is not None and lifetime >= 0 else None,
+        refresh_token=refresh_token,
+        scope=scope,
+        obtained_at=now,
+        raw=data,
+    )
+
+
+def parse_error_response(
+    status: int, reason: str, content_type: str, body: bytes
+) -> TokenEndpointError:
+    """Turn an error answer of the token endpoint into a one-line error.
+
+    Understands RFC 6749 §5.2 ``{"error", "error_description"}``, Apigee's
+    ``{"ErrorCode", "Error"}`` and ``{"fault": {"faultstring", "detail": {"errorcode"}}}``.
+    Anything else (an HTML gateway page, say) is reduced to its status line.
+    """
+    error = description = None
+    data = _json_object(body)
+    if data is not None:
+        fault = data.get("fault")
+        detail = fault.get("detail") if isinstance(fault, dict) else None
+        candidates = (
+            (data.get("error"), data.get("error_description")),
+            (data.get("ErrorCode"), data.get("Error")),
+            (
+                detail.get("errorcode") if isinstance(detail, dict) else None,
+                fault.get("faultstring") if isinstance(fault, dict) else None,
+            ),
+        )
+        for code, text in candidates:
+            if isinstance(code, str) and code:
+                error = _clean(code, 64)
+                description = _clean(text) if isinstance(text, str) and text else None
+                break
+    status_line = f"{status} {_clean(reason, 64)}".strip()
+    if error is None:
+        message = f"the token endpoint answered {status_line}"
+    else:
+        detail_text = f": {description}" if description else ""
+        message = f"the token endpoint answered {status_line} ({error}{detail_text})"
+    return TokenEndpointError(message, status=status, error=error, description=description)
+
+
+_REFRESH_TOKEN_DEAD = re.compile(r"refresh.?token.*\b(invalid|expired|revoked)|"
+                                 r"\b(invalid|expired|revoked)\b.*refresh.?token", re.I)
+
+
+def means_login_required(error: TokenEndpointError) -> bool:
+    """Does this refresh failure mean the user must log in again?
+
+    ``invalid_grant`` (RFC 6749 §5.2), Apigee's ``ErrorCode`` of the same name,
+    or an Apigee ``Error`` text saying the refresh token is invalid or expired.
+    """
+    if error.error is not None and error.error.lower() == "invalid_grant":
+        return True
+    text = f"{error.error or ''} {error.description or ''}"
+    return bool(_REFRESH_TOKEN_DEAD.search(text))
+
+
+# --- helpers ----------------------------------------------------------------
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def _clean(text: str, limit: int = 200) -> str:
+    """Text from the network made safe for one terminal line: no control characters, bounded."""
+    text = _UNPRINTABLE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _number(value: object) -> float | None:
+    """A JSON number, or a number sent as a string as Apigee does; ``None`` otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return None

@@ -1,0 +1,61 @@
+"""Provider presets: the endpoints and habits of the providers we know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import ConfigError
+
+HONEYWELL_BASE_URL = "https://api.honeywellhome.com"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Where a provider's endpoints are and how it wants to be spoken to."""
+
+    name: str
+    description: str
+    authorize_url: str
+    token_url: str
+    client_credentials_url: str | None = None
+    revocation_url: str | None = None
+    pkce: bool = True
+
+
+def _apigee_oauth(name: str, description: str, base_url: str) -> Provider:
+    """The Honeywell Home / Resideo layout on Apigee.
+
+    Client credentials live at ``/oauth2/accesstoken``, not ``/token``. PKCE is
+    not documented there; authorization servers ignore parameters they do not
+    know (RFC 6749 §3.1), so it is sent anyway and ``--no-pkce`` turns it off.
+    """
+    base = base_url.rstrip("/")
+    return Provider(
+        name=name,
+        description=description,
+        authorize_url=f"{base}/oauth2/authorize",
+        token_url=f"{base}/oauth2/token",
+        client_credentials_url=f"{base}/oauth2/accesstoken",
+    )
+
+
+def preset(name: str, base_url: str | None = None) -> Provider:
+    """The preset called ``name``, its endpoints under ``base_url`` when given."""
+    if name == "honeywell":
+        return _apigee_oauth(
+            "honeywell", "Honeywell Home / Resideo API", base_url or HONEYWELL_BASE_URL
+        )
+    if name == "demo":
+        if not base_url:
+            raise ConfigError(
+                "the demo provider needs --base-url (or run `loopback-login demo`, "
+                "which starts it for you)"
+            )
+        return _apigee_oauth("demo", "loopback-login's local demo provider", base_url)
+    raise ConfigError(
+        f"unknown provider {name!r}; known: {', '.join(PRESET_NAMES)} "
+        "(or give --authorize-url and --token-url)"
+    )
+
+
+PRESET_NAMES = ("honeywell", "demo")

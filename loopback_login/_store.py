@@ -1,0 +1,188 @@
+"""The per-user directory: ``config.toml`` and ``tokens/NAME.json``.
+
+Everything is written atomically (temp file in the same directory, fsync,
+``os.replace``) with mode 0600 from creation, so a crash mid-write leaves the
+previous file whole and no other user ever sees a secret. Paths are plain
+strings and imports are light: ``token NAME`` goes through here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import sys
+from typing import Any, Mapping
+
+from ._errors import ConfigError, LoginRequired
+
+CONFIG_DIR_ENV = "LOOPBACK_LOGIN_CONFIG_DIR"
+APP_NAME = "loopback-login"
+
+# Profile names become file names: no separators, no dot files, bounded.
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_profile_name(name: str) -> str:
+    if not PROFILE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-' "
+            "(up to 64, starting with a letter or digit)"
+        )
+    return name
+
+
+def default_root() -> str:
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return os.path.abspath(os.path.expanduser(override))
+    import platformdirs
+
+    return str(platformdirs.user_config_path(APP_NAME, appauthor=False))
+
+
+class Store:
+    """The config file and the token records of one user."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or default_root()
+        self.config_path = os.path.join(self.root, "config.toml")
+        self.tokens_dir = os.path.join(self.root, "tokens")
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
+
+    def token_path(self, name: str) -> str:
+        return os.path.join(self.tokens_dir, f"{name}.json")
+
+    # --- config.toml ----------------------------------------------------
+
+    def read_config(self) -> dict[str, Any]:
+        """The parsed config file; empty when there is none."""
+        import tomllib
+
+        try:
+            with open(self.config_path, "rb") as file:
+                config = tomllib.load(file)
+        except FileNotFoundError:
+            return {}
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{self.config_path} is not valid TOML ({exc}); fix it") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self.config_path}: {exc.strerror}") from None
+        profiles = config.get("profiles", {})
+        if not isinstance(profiles, dict) or not all(
+            isinstance(table, dict) for table in profiles.values()
+        ):
+            raise ConfigError(f"{self.config_path}: [profiles] must hold [profiles.NAME] tables")
+        return config
+
+    def profile_table(self, name: str) -> dict[str, Any] | None:
+        table = self.read_config().get("profiles", {}).get(name)
+        return dict(table) if table is not None else None
+
+    def save_profile(self, name: str, values: Mapping[str, Any]) -> None:
+        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as the user wrote it."""
+        import tomlkit
+
+        self.read_config()  # refuse to rewrite a file we cannot parse
+        try:
+            with open(self.config_path, encoding="utf-8") as file:
+                document = tomlkit.parse(file.read())
+        except FileNotFoundError:
+            document = tomlkit.document()
+        profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
+        table = profiles.setdefault(name, tomlkit.table())
+        for key, value in values.items():
+            table[key] = value
+        self._write(self.config_path, tomlkit.dumps(document).encode("utf-8"))
+
+    # --- tokens/NAME.json -----------------------------------------------
+
+    def read_record(self, name: str) -> dict[str, Any] | None:
+        """The stored token record, or ``None`` when there is none.
+
+        A file we cannot read or parse is reported as :class:`LoginRequired`.
+        """
+        path = self.token_path(name)
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LoginRequired(
+                f"cannot read {path} ({exc.strerror}); run `loopback-login login {name}` again"
+            ) from None
+        try:
+            record = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict):
+            raise LoginRequired(
+                f"{path} is corrupt (not a JSON object); run `loopback-login login {name}` again"
+            )
+        return record
+
+    def write_record(self, name: str, record: Mapping[str, Any]) -> str:
+        path = self.token_path(name)
+        self._write(path, (json.dumps(record, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+        return path
+
+    def delete_record(self, name: str) -> bool:
+        try:
+            os.unlink(self.token_path(name))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def profile_names(self) -> list[str]:
+        """Every name with a config table or a token file."""
+        names = set(self.read_config().get("profiles", {}))
+        try:
+            entries = os.listdir(self.tokens_dir)
+        except OSError:
+            entries = []
+        for entry in entries:
+            stem, ext = os.path.splitext(entry)
+            if ext == ".json" and PROFILE_NAME.fullmatch(stem):
+                names.add(stem)
+        return sorted(names)
+
+    # --- files ----------------------------------------------------------
+
+    def _ensure_dir(self, path: str) -> None:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if sys.platform != "win32":
+            mode = os.stat(path).st_mode
+            if stat.S_IMODE(mode) & 0o077:
+                os.chmod(path, 0o700)
+
+    def _write(self, path: str, data: bytes) -> None:
+        """Replace ``path`` atomically with ``data``, mode 0600 from the first byte."""
+        import tempfile
+
+        directory = os.path.dirname(path)
+        self._ensure_dir(self.root)
+        self._ensure_dir(directory)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+        if sys.platform != "win32":
+            # Make the rename itself durable.
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)

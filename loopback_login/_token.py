@@ -1,0 +1,121 @@
+"""The token value and its on-disk record.
+
+Kept free of heavy imports: ``loopback-login token NAME`` reads a record and
+prints it through this module alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+DEFAULT_SKEW = 60
+
+
+@dataclass(frozen=True, repr=False)
+class Token:
+    """An access token, with what is needed to use and renew it.
+
+    >>> token.header
+    {'Authorization': 'Bearer ...'}
+    """
+
+    access_token: str
+    token_type: str = "Bearer"
+    #: Unix seconds by the local clock; ``None`` when the provider gave no lifetime.
+    expires_at: float | None = None
+    refresh_token: str | None = None
+    scope: str | None = None
+    obtained_at: float = 0.0
+    #: The provider's response as received (it holds the tokens too).
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def is_expired(self, skew: float = DEFAULT_SKEW, *, now: float | None = None) -> bool:
+        """True when the access token expires within ``skew`` seconds.
+
+        A token without a known lifetime is taken as valid.
+        """
+        if self.expires_at is None:
+            return False
+        return (time.time() if now is None else now) + skew >= self.expires_at
+
+    @property
+    def header(self) -> dict[str, str]:
+        """The header to send with API requests (RFC 6750 §2.1)."""
+        return {"Authorization": f"{self.token_type} {self.access_token}"}
+
+    def __repr__(self) -> str:
+        # Tokens never appear in a repr: reprs end up in logs and tracebacks.
+        refresh = "present" if self.refresh_token else None
+        return (
+            f"Token(access_token='***', token_type={self.token_type!r}, "
+            f"expires_at={self.expires_at!r}, refresh_token={refresh!r}, scope={self.scope!r})"
+        )
+
+
+#: The non-secret profile settings a token record carries, so that ``token``,
+#: ``refresh``, ``status`` and ``logout`` work from the token file alone.
+RECORD_SETTINGS = (
+    "profile",
+    "provider",
+    "token_url",
+    "client_credentials_url",
+    "revocation_url",
+    "issuer",
+    "client_id",
+    "client_auth",
+    "skew",
+)
+
+
+def record_from_token(token: Token, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON object stored in ``tokens/NAME.json``."""
+    record: dict[str, Any] = {
+        "access_token": token.access_token,
+        "token_type": token.token_type,
+        "expires_at": token.expires_at,
+        "scope": token.scope,
+        "obtained_at": token.obtained_at,
+    }
+    if token.refresh_token:
+        record["refresh_token"] = token.refresh_token
+    record.update((key, settings.get(key)) for key in RECORD_SETTINGS)
+    record["raw"] = dict(token.raw)
+    return record
+
+
+def token_from_record(record: Mapping[str, Any]) -> Token:
+    """Rebuild a :class:`Token` from a stored record; ``ValueError`` when it is not one."""
+    access_token = record.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise ValueError("it has no access_token")
+    expires_at = record.get("expires_at")
+    if expires_at is not None and not isinstance(expires_at, (int, float)):
+        raise ValueError("its expires_at is not a number")
+    refresh_token = record.get("refresh_token")
+    if refresh_token is not None and not isinstance(refresh_token, str):
+        raise ValueError("its refresh_token is not a string")
+    scope = record.get("scope")
+    obtained_at = record.get("obtained_at") or 0.0
+    raw = record.get("raw") or {}
+    if not isinstance(obtained_at, (int, float)) or not isinstance(raw, dict):
+        raise ValueError("its obtained_at or raw field is malformed")
+    return Token(
+        access_token=access_token,
+        token_type=str(record.get("token_type") or "Bearer"),
+        expires_at=float(expires_at) if expires_at is not None else None,
+        refresh_token=refresh_token or None,
+        scope=scope if isinstance(scope, str) else None,
+        obtained_at=float(obtained_at),
+        raw=raw,
+    )
+
+
+def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as ``token --json`` shows it: without the refresh token, here or in ``raw``."""
+    shown = {key: value for key, value in record.items() if key != "refresh_token"}
+    raw = shown.get("raw")
+    if isinstance(raw, dict):
+        shown["raw"] = {key: value for key, value in raw.items() if key != "refresh_token"}
+    return shown
