@@ -32,11 +32,7 @@ __all__ = [
 _WHERE = {
     "Provider": "._providers",
     "Token": "._token",
-    **{
-        name: "._errors"
-        for name in __all__
-        if name not in ("Provider", "Token")
-    },
+    **{name: "._errors" for name in __all__ if name not in ("Provider", "Token")},
 }
 
 if TYPE_CHECKING:

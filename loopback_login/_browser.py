@@ -13,7 +13,7 @@ import shlex
 import subprocess
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 def browser_command(url: str) -> list[list[str]]:

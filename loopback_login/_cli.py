@@ -13,9 +13,10 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-from ._errors import ConfigError, LoginRequired, LoopbackLoginError
+from ._errors import LoginRequired, LoopbackLoginError
 from ._store import Store, check_profile_name
 
 PROG = "loopback-login"
@@ -45,22 +46,21 @@ def cmd_login(args: argparse.Namespace) -> int:
     from ._flows import NoBrowser, SystemBrowser, login
 
     browser = NoBrowser() if args.no_browser else SystemBrowser()
-    token = _run(login(profile, store=store, browser=browser, timeout=args.timeout, progress=_progress))
+    token = _run(
+        login(profile, store=store, browser=browser, timeout=args.timeout, progress=_progress)
+    )
     print(_summary(profile.name, profile.provider, token, store.token_path(profile.name)))
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from ._flows import stored_token
-
     store = Store()
     name = check_profile_name(args.profile)
-    token, record = stored_token(store, name)
+    token, record = store.load_token(name)
     skew = record.get("skew")
     if token.is_expired(skew if isinstance(skew, (int, float)) else 60):
         raise LoginRequired(
-            f"the access token of profile {name!r} has expired; "
-            f"run `loopback-login login {name}`"
+            f"the access token of profile {name!r} has expired; run `loopback-login login {name}`"
         )
     if args.json:
         import json
@@ -112,9 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 store.token_path(name),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _print_table(rows)
     return 0
 
 
@@ -145,9 +143,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
                 provider.client_credentials_url or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _print_table(rows)
     return 0
 
 
@@ -200,6 +196,14 @@ def _resolve(args: argparse.Namespace, store: Store) -> Any:
         env_secret=os.environ.get(SECRET_ENV),
         where=store.config_path,
     )
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _run(coroutine: Any) -> Any:
@@ -279,7 +283,7 @@ def _skew_seconds(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
     )
@@ -307,32 +311,63 @@ def _parser() -> argparse.ArgumentParser:
         "--client-secret",
         help="the app's secret; prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
     )
-    group.add_argument("--redirect-uri", help="the registered redirect URI, e.g. "
-                       "http://localhost:8080/callback")
+    group.add_argument(
+        "--redirect-uri", help="the registered redirect URI, e.g. http://localhost:8080/callback"
+    )
     group.add_argument("--scope", help="space-separated scopes")
-    group.add_argument("--client-auth", choices=("basic", "post", "none"),
-                       help="how the client authenticates (default: basic with a secret)")
-    group.add_argument("--no-pkce", dest="pkce", action="store_const", const=False, default=None,
-                       help="do not send PKCE (RFC 7636)")
-    group.add_argument("--skew", type=_skew_seconds, metavar="SECONDS",
-                       help="refresh this long before expiry (default 60)")
-    group.add_argument("--authorize-param", dest="authorize_params", action=_KeyValues,
-                       type=_key_value, metavar="KEY=VALUE",
-                       help="an extra authorize parameter (repeatable)")
+    group.add_argument(
+        "--client-auth",
+        choices=("basic", "post", "none"),
+        help="how the client authenticates (default: basic with a secret)",
+    )
+    group.add_argument(
+        "--no-pkce",
+        dest="pkce",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not send PKCE (RFC 7636)",
+    )
+    group.add_argument(
+        "--skew",
+        type=_skew_seconds,
+        metavar="SECONDS",
+        help="refresh this long before expiry (default 60)",
+    )
+    group.add_argument(
+        "--authorize-param",
+        dest="authorize_params",
+        action=_KeyValues,
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="an extra authorize parameter (repeatable)",
+    )
     group.add_argument("--prompt", help="shorthand for --authorize-param prompt=VALUE")
-    login.add_argument("--save", action="store_true",
-                       help="write these profile flags (secret included) to config.toml")
-    login.add_argument("--no-browser", action="store_true",
-                       help="print the URL without opening a browser; still listen")
-    login.add_argument("--timeout", type=_positive_seconds, default=300.0, metavar="SECONDS",
-                       help="how long to wait for the browser (default 300)")
+    login.add_argument(
+        "--save",
+        action="store_true",
+        help="write these profile flags (secret included) to config.toml",
+    )
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the URL without opening a browser; still listen",
+    )
+    login.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the browser (default 300)",
+    )
 
     token = command("token", cmd_token, "print the stored access token")
     token.add_argument("profile", metavar="PROFILE")
     shape = token.add_mutually_exclusive_group()
     shape.add_argument("--header", action="store_true", help="print 'Authorization: Bearer ...'")
-    shape.add_argument("--json", action="store_true",
-                       help="print the token record without the refresh token")
+    shape.add_argument(
+        "--json", action="store_true", help="print the token record without the refresh token"
+    )
 
     status = command("status", cmd_status, "list profiles and their tokens (no secrets)")
     status.add_argument("profile", nargs="?", metavar="PROFILE")
@@ -342,10 +377,14 @@ def _parser() -> argparse.ArgumentParser:
 
     command("providers", cmd_providers, "list the built-in provider presets")
 
-    demo = command("demo", cmd_demo,
-                   "log in to a built-in local demo provider (no account needed)")
-    demo.add_argument("--timeout", type=_positive_seconds, default=300.0, metavar="SECONDS",
-                      help="how long to wait for the browser (default 300)")
+    demo = command("demo", cmd_demo, "log in to a built-in local demo provider (no account needed)")
+    demo.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the browser (default 300)",
+    )
     return parser
 
 
@@ -372,8 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # Only the type: an unexpected exception's text might carry a secret.
         print(
-            f"{PROG}: internal error ({type(exc).__name__}); run again with --debug "
-            "and report it",
+            f"{PROG}: internal error ({type(exc).__name__}); run again with --debug and report it",
             file=sys.stderr,
         )
         return EXIT_INTERNAL

@@ -36,8 +36,9 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit
 
 from aiohttp import web
@@ -380,8 +381,13 @@ def _apigee_error(status: int, code: str, message: str) -> web.Response:
 
 
 def _gateway_error(status: int) -> web.Response:
-    reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-              504: "Gateway Timeout", 429: "Too Many Requests"}.get(status, "Error")
+    reason = {
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+        429: "Too Many Requests",
+    }.get(status, "Error")
     body = (
         f"<html><head><title>{status} {reason}</title></head><body>"
         f"<center><h1>{status} {reason}</h1></center><hr><center>gateway</center></body></html>"
@@ -443,7 +449,9 @@ _HIDDEN_REQUEST = re.compile(r"name=request value='([^']*)'")
 def _fetch(url: str, form: Mapping[str, str] | None, timeout: float) -> tuple[int, str, str | None]:
     data = urlencode(form).encode() if form is not None else None
     try:
-        with _OPENER.open(urllib.request.Request(url, data=data), timeout=timeout) as response:
+        # Only http(s) URLs of the demo provider and the receiver come here.
+        request = urllib.request.Request(url, data=data)  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace"), None
     except urllib.error.HTTPError as exc:
         body = exc.read().decode("utf-8", "replace")
@@ -495,20 +503,20 @@ def dump(visit: BrowserVisit) -> str:
 
 
 class ScriptedBrowser:
-    """Plays the person at the browser over HTTP, from a daemon thread (see :func:`play_browser`)."""
+    """Plays the person at the browser over HTTP, from a daemon thread (:func:`play_browser`)."""
 
     def open(self, url: str, progress: Callable[[str], None]) -> None:
         def run() -> None:
             visit = play_browser(url)
-            progress(f"Demo browser: signed in as {DEMO_USER!r}, allowed access, "
-                     f"and was sent back to the redirect URI (page status {visit.status}).")
+            progress(
+                f"Demo browser: signed in as {DEMO_USER!r}, allowed access, "
+                f"and was sent back to the redirect URI (page status {visit.status})."
+            )
 
         threading.Thread(target=run, name="loopback-login-demo-browser", daemon=True).start()
 
 
-async def run_demo(
-    store: Any, *, timeout: float, progress: Callable[[str], None]
-) -> Any:
+async def run_demo(store: Any, *, timeout: float, progress: Callable[[str], None]) -> Any:
     """Start the demo provider on loopback and log in to it as profile ``demo``."""
     from ._browser import no_browser_reason
     from ._flows import SystemBrowser, login
@@ -542,24 +550,35 @@ async def run_demo(
             progress(f"Sign in as user {DEMO_USER!r} with password {DEMO_PASSWORD!r}, then allow.")
             browser = SystemBrowser()
         else:
-            progress(f"No browser can be opened here ({reason}); the demo plays the browser "
-                     "itself: it signs in as the demo user and approves the consent page.")
+            progress(
+                f"No browser can be opened here ({reason}); the demo plays the browser "
+                "itself: it signs in as the demo user and approves the consent page."
+            )
             browser = ScriptedBrowser()
-        token = await login(profile, store=store, browser=browser, timeout=timeout,
-                            progress=progress)
+        token = await login(
+            profile, store=store, browser=browser, timeout=timeout, progress=progress
+        )
         await _call_api(demo.base_url, token, client.client_id, progress)
-    progress("The demo provider has stopped; its tokens stay in the store as profile 'demo' "
-             "(`loopback-login status`).")
+    progress(
+        "The demo provider has stopped; its tokens stay in the store as profile 'demo' "
+        "(`loopback-login status`)."
+    )
     return token
 
 
-async def _call_api(base_url: str, token: Any, api_key: str, progress: Callable[[str], None]) -> None:
+async def _call_api(
+    base_url: str, token: Any, api_key: str, progress: Callable[[str], None]
+) -> None:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
             f"{base_url}/v2/locations", params={"apikey": api_key}, headers=token.header
-        ) as response:
-            locations = await response.json() if response.status == 200 else []
-    progress(f"Called GET /v2/locations with the new token: {response.status}, "
-             f"{len(locations)} location(s).")
+        ) as response,
+    ):
+        locations = await response.json() if response.status == 200 else []
+    progress(
+        f"Called GET /v2/locations with the new token: {response.status}, "
+        f"{len(locations)} location(s)."
+    )

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from ._bind import bind, loopback_target
 from ._browser import no_browser_reason, open_browser
-from ._errors import ConfigError, LoginRequired, LoginTimeout, LoopbackLoginError
+from ._errors import ConfigError, LoginTimeout, LoopbackLoginError
 from ._profile import Profile
 from ._protocol import authorization_code_grant, authorize_request, token_request
 from ._store import Store
-from ._token import Token, record_from_token, token_from_record
+from ._token import Token, record_from_token
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -45,7 +46,9 @@ class SystemBrowser:
             return
         open_browser(
             url,
-            on_failure=lambda: progress("Could not start the browser: open the URL above yourself."),
+            on_failure=lambda: progress(
+                "Could not start the browser: open the URL above yourself."
+            ),
         )
 
 
@@ -125,7 +128,9 @@ async def login(
                     now=now,
                     requested_scope=profile.scope,
                 )
-                store.write_record(profile.name, record_from_token(token, profile.record_settings()))
+                store.write_record(
+                    profile.name, record_from_token(token, profile.record_settings())
+                )
             except LoopbackLoginError as exc:
                 receiver.finish(exc, profile=profile.name)
                 raise
@@ -133,16 +138,3 @@ async def login(
         return token
     finally:
         listener.close()
-
-
-def stored_token(store: Store, name: str) -> tuple[Token, dict[str, object]]:
-    """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
-    record = store.read_record(name)
-    if record is None:
-        raise LoginRequired(f"no tokens for profile {name!r}; run `loopback-login login {name}`")
-    try:
-        return token_from_record(record), record
-    except ValueError as exc:
-        raise LoginRequired(
-            f"{store.token_path(name)} is corrupt ({exc}); run `loopback-login login {name}` again"
-        ) from None

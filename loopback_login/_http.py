@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,28 +30,32 @@ async def post(request: TokenRequest, *, timeout: float = DEFAULT_TIMEOUT) -> Ht
     """
     host = urlsplit(request.url).netloc
     try:
-        async with aiohttp.ClientSession(
-            trust_env=True, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as session:
-            async with session.post(
+        async with (
+            aiohttp.ClientSession(
+                trust_env=True, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as session,
+            session.post(
                 request.url,
                 data=request.body,
                 headers=dict(request.headers),
                 allow_redirects=False,
-            ) as response:
-                body = await response.content.read(_MAX_BODY)
-                return HttpResponse(
-                    status=response.status,
-                    reason=response.reason or "",
-                    content_type=response.content_type,
-                    body=body,
-                )
-    except asyncio.TimeoutError:
+            ) as response,
+        ):
+            body = await response.content.read(_MAX_BODY)
+            return HttpResponse(
+                status=response.status,
+                reason=response.reason or "",
+                content_type=response.content_type,
+                body=body,
+            )
+    except TimeoutError:
         raise NetworkError(
             f"the token endpoint at {host} did not answer within {timeout:g} s"
         ) from None
     except aiohttp.ClientError as exc:
-        raise NetworkError(f"could not talk to the token endpoint at {host}: {_reason(exc)}") from None
+        raise NetworkError(
+            f"could not talk to the token endpoint at {host}: {_reason(exc)}"
+        ) from None
 
 
 def _reason(exc: aiohttp.ClientError) -> str:

@@ -6,8 +6,9 @@ from command-line flags, flags winning. Resolution is pure: it reads nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._bind import is_loopback_host
@@ -146,6 +147,11 @@ def resolve_profile(
         raise ConfigError(
             f"client_auth must be basic, post or none, not {client_auth_name!r}"
         ) from None
+    if client_auth is not ClientAuth.NONE and not client_secret:
+        raise ConfigError(
+            f"client authentication {client_auth.value!r} needs a client secret: pass "
+            f"--client-secret or set ${SECRET_ENV}"
+        )
     if client_auth is ClientAuth.NONE and not (merged.get("pkce", default_pkce)):
         raise ConfigError("a public client (client_auth none) needs PKCE; drop --no-pkce")
 

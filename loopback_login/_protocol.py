@@ -13,10 +13,12 @@ import enum
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from ._errors import (
@@ -33,7 +35,7 @@ from ._token import Token
 TokenBytes = Callable[[int], bytes]
 
 
-class ClientAuth(str, enum.Enum):
+class ClientAuth(enum.StrEnum):
     """How the client authenticates at the token endpoint (RFC 6749 §2.3)."""
 
     BASIC = "basic"  # client_secret_basic
@@ -378,8 +380,11 @@ def parse_error_response(
     return TokenEndpointError(message, status=status, error=error, description=description)
 
 
-_REFRESH_TOKEN_DEAD = re.compile(r"refresh.?token.*\b(invalid|expired|revoked)|"
-                                 r"\b(invalid|expired|revoked)\b.*refresh.?token", re.I)
+_REFRESH_TOKEN_DEAD = re.compile(
+    r"refresh.?token.*\b(invalid|expired|revoked)|"
+    r"\b(invalid|expired|revoked)\b.*refresh.?token",
+    re.IGNORECASE,
+)
 
 
 def means_login_required(error: TokenEndpointError) -> bool:
@@ -424,5 +429,5 @@ def _number(value: object) -> float | None:
             number = float(value.strip())
         except ValueError:
             return None
-        return number if number == number and abs(number) != float("inf") else None
+        return number if math.isfinite(number) else None
     return None

@@ -85,7 +85,7 @@ class Receiver:
         await self._runner.setup()
         try:
             for sock in self._listener.sockets:
-                await web.SockSite(self._runner, sock, shutdown_timeout=5.0).start()
+                await web.SockSite(self._runner, sock).start()
         except BaseException:
             await self._runner.cleanup()
             raise

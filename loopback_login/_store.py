@@ -8,14 +8,17 @@ strings and imports are light: ``token NAME`` goes through here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import stat
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._errors import ConfigError, LoginRequired
+from ._token import Token, token_from_record
 
 CONFIG_DIR_ENV = "LOOPBACK_LOGIN_CONFIG_DIR"
 APP_NAME = "loopback-login"
@@ -83,7 +86,7 @@ class Store:
         return dict(table) if table is not None else None
 
     def save_profile(self, name: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as the user wrote it."""
+        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as written."""
         import tomlkit
 
         self.read_config()  # refuse to rewrite a file we cannot parse
@@ -124,6 +127,21 @@ class Store:
                 f"{path} is corrupt (not a JSON object); run `loopback-login login {name}` again"
             )
         return record
+
+    def load_token(self, name: str) -> tuple[Token, dict[str, Any]]:
+        """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
+        record = self.read_record(name)
+        if record is None:
+            raise LoginRequired(
+                f"no tokens for profile {name!r}; run `loopback-login login {name}`"
+            )
+        try:
+            return token_from_record(record), record
+        except ValueError as exc:
+            raise LoginRequired(
+                f"{self.token_path(name)} is corrupt ({exc}); "
+                f"run `loopback-login login {name}` again"
+            ) from None
 
     def write_record(self, name: str, record: Mapping[str, Any]) -> str:
         path = self.token_path(name)
@@ -174,10 +192,8 @@ class Store:
                 os.fsync(file.fileno())
             os.replace(temp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(temp)
-            except OSError:
-                pass
             raise
         if sys.platform != "win32":
             # Make the rename itself durable.

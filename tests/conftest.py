@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import Browser, DemoServer, browser_for
+
+_ISOLATED_ENV = (
+    "BROWSER",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "SSH_CONNECTION",
+    "SSH_TTY",
+    "SSH_CLIENT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "LOOPBACK_LOGIN_CLIENT_SECRET",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own config directory and none of the user's browser or proxy."""
+    for name in _ISOLATED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config"
+    monkeypatch.setenv("LOOPBACK_LOGIN_CONFIG_DIR", str(config))
+    return config
+
+
+@pytest.fixture
+def demo() -> Iterator[DemoServer]:
+    server = DemoServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Browser:
+    return browser_for(tmp_path)

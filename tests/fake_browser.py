@@ -1,0 +1,48 @@
+"""The tests' browser: run as $BROWSER by the CLI, it does what a person would.
+
+Behaviour comes from environment variables the test sets:
+  TEST_BROWSER_LOG       where to write what it saw (JSON); written on every run
+  TEST_BROWSER_DECISION  "allow" (default) or "deny" on the consent page
+  TEST_BROWSER_FIRST     "wrong-state": first send the redirect URI a forged callback
+  TEST_BROWSER_ACTION    "play" (default) or "nothing" (never comes back)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from urllib.parse import parse_qs, urlsplit
+
+from loopback_login._demo import play_browser
+
+
+def _get(url: str) -> tuple[int, str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def main(url: str) -> None:
+    log: dict[str, object] = {"authorize_url": url}
+    try:
+        redirect_uri = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+        if os.environ.get("TEST_BROWSER_FIRST") == "wrong-state":
+            log["forged"] = _get(f"{redirect_uri}?code=forged&state=not-the-state")
+        if os.environ.get("TEST_BROWSER_ACTION", "play") == "play":
+            visit = play_browser(url, decision=os.environ.get("TEST_BROWSER_DECISION", "allow"))
+            log.update(urls=visit.urls, status=visit.status, body=visit.body)
+    finally:
+        path = os.environ.get("TEST_BROWSER_LOG")
+        if path:
+            with open(path, "w") as file:
+                json.dump(log, file)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

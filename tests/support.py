@@ -1,0 +1,143 @@
+"""Helpers shared by the tests: the demo provider in a thread, the CLI, the browser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
+
+TESTS = Path(__file__).parent
+# The console script installed with the package, as a user runs it.
+CLI = str(Path(sysconfig.get_path("scripts")) / "loopback-login")
+
+# Subprocesses run away from the source tree, so they import the installed package.
+NEUTRAL_CWD = tempfile.gettempdir()
+
+CLIENT_ID = "123abc"
+# Characters that break naive Basic auth: RFC 6749 §2.3.1 form-encodes them.
+CLIENT_SECRET = "s3cr+t%2F:/x y"
+
+
+def free_port() -> int:
+    """A port to register as a fixed redirect URI port (the product never does this)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DemoServer:
+    """The demo provider served from a thread, reachable by CLI subprocesses."""
+
+    def __init__(self) -> None:
+        self.provider = DemoProvider([])
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._running = RunningDemo(self.provider)
+        asyncio.run_coroutine_threadsafe(self._running.__aenter__(), self._loop).result(10)
+        self.base_url = self._running.base_url
+
+    def register(
+        self, redirect_uri: str, *, client_id: str = CLIENT_ID, secret: str | None = CLIENT_SECRET
+    ) -> DemoClient:
+        client = DemoClient(
+            client_id=client_id, client_secret=secret, redirect_uris=(redirect_uri,)
+        )
+        self.provider.clients[client_id] = client
+        return client
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._running.__aexit__(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@dataclass
+class Browser:
+    """The $BROWSER the CLI gets, and what it saw."""
+
+    env: dict[str, str]
+    log_path: Path
+
+    @property
+    def log(self) -> dict[str, Any]:
+        return json.loads(self.log_path.read_text()) if self.log_path.exists() else {}
+
+    def wait_log(self, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.exists():
+                try:
+                    return self.log
+                except ValueError:
+                    pass  # being written
+            time.sleep(0.05)
+        raise AssertionError("the browser never ran")
+
+
+def browser_for(tmp_path: Path) -> Browser:
+    log = tmp_path / "browser.json"
+    # The `%s` form of $BROWSER, as webbrowser reads it.
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(TESTS / 'fake_browser.py'))} %s"
+    return Browser(env={"BROWSER": command, "TEST_BROWSER_LOG": str(log)}, log_path=log)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        cwd=NEUTRAL_CWD,
+    )
+
+
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [CLI, *args],
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=NEUTRAL_CWD,
+    )
+
+
+def login_args(
+    demo: DemoServer, redirect_uri: str, *extra: str, profile: str = "home"
+) -> list[str]:
+    return [
+        "login",
+        profile,
+        "--provider",
+        "honeywell",
+        "--base-url",
+        demo.base_url,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--redirect-uri",
+        redirect_uri,
+        *extra,
+    ]

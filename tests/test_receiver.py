@@ -1,0 +1,185 @@
+"""The loopback receiver on real sockets, driven by a real HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import pytest
+from support import free_port
+
+from loopback_login._bind import bind, loopback_target
+from loopback_login._errors import AuthorizationDenied, ConfigError, PortInUse, TokenEndpointError
+from loopback_login._receiver import Receiver
+
+STATE = "the-state-0123456789abcdefghijklmnopqrstuvw"
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://localhost:8080/cb",
+        "http://example.com:8080/cb",
+        "http://0.0.0.0:8080/cb",
+        "http://192.168.1.2:8080/cb",
+        "http://localhost:8080/cb#frag",
+        "http://localhost:99999/cb",
+    ],
+)
+def test_only_http_loopback_redirects(uri: str) -> None:
+    with pytest.raises(ConfigError):
+        loopback_target(uri)
+
+
+def test_redirect_uri_kept_byte_for_byte_and_port_zero_filled_in() -> None:
+    fixed = loopback_target("http://localhost:8080/callback")
+    assert fixed.with_port(8080) == "http://localhost:8080/callback"
+    listener = bind(loopback_target("http://127.0.0.1:0/cb?x=1"))
+    try:
+        assert listener.port != 0
+        assert listener.redirect_uri == f"http://127.0.0.1:{listener.port}/cb?x=1"
+        assert listener.allowed_hosts == {f"127.0.0.1:{listener.port}"}
+    finally:
+        listener.close()
+
+
+def test_localhost_binds_both_loopbacks_and_never_all_interfaces() -> None:
+    port = free_port()
+    listener = bind(loopback_target(f"http://localhost:{port}/callback"))
+    try:
+        addresses = {sock.getsockname()[0] for sock in listener.sockets}
+        expected = {"127.0.0.1", "::1"} if _has_ipv6_loopback() else {"127.0.0.1"}
+        assert addresses == expected
+        assert all(sock.getsockname()[1] == port for sock in listener.sockets)
+    finally:
+        listener.close()
+
+
+def test_busy_port_is_reported_with_its_number() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"port {port} .*--paste"):
+            bind(loopback_target(f"http://127.0.0.1:{port}/callback"))
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1 on this machine")
+def test_localhost_fails_when_ipv6_side_is_held() -> None:
+    with socket.socket(socket.AF_INET6) as other:
+        other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        other.bind(("::1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(PortInUse, match=r"\[::1\]"):
+            bind(loopback_target(f"http://localhost:{port}/callback"))
+
+
+async def _serve(uri: str) -> tuple[Receiver, str]:
+    listener = bind(loopback_target(uri))
+    receiver = Receiver(listener, state=STATE)
+    await receiver.__aenter__()
+    return receiver, listener.redirect_uri
+
+
+async def test_receiver_ignores_everything_but_this_logins_callback() -> None:
+    receiver, redirect = await _serve("http://127.0.0.1:0/callback")
+    origin = redirect.removesuffix("/callback")
+    waiting = asyncio.ensure_future(receiver.wait())
+    try:
+        async with aiohttp.ClientSession() as http:
+            checks = [
+                ("GET", f"{origin}/favicon.ico", {}, 404),
+                ("GET", f"{origin}/", {}, 404),
+                ("GET", f"{origin}/callback/", {}, 404),
+                ("POST", f"{redirect}?code=c&state={STATE}", {}, 405),
+                ("HEAD", f"{redirect}?code=c&state={STATE}", {}, 405),
+                ("GET", f"{redirect}?code=c&state={STATE}", {"Host": "evil.example"}, 400),
+                ("GET", f"{redirect}?code=c&state={STATE}", {"Host": "localhost:1"}, 400),
+                ("GET", f"{redirect}?code=c&state=wrong", {}, 400),
+                ("GET", f"{redirect}?code=c", {}, 400),
+                ("GET", f"{redirect}?error=access_denied&state=wrong", {}, 400),
+            ]
+            for method, url, headers, status in checks:
+                async with http.request(method, url, headers=headers) as response:
+                    assert response.status == status, (method, url, headers)
+                    assert response.headers["Cache-Control"] == "no-store"
+                    assert response.headers["Referrer-Policy"] == "no-referrer"
+            assert not waiting.done()
+
+            # The real callback: the page waits for the exchange's outcome.
+            page = asyncio.ensure_future(http.get(f"{redirect}?code=the-code&state={STATE}"))
+            assert await asyncio.wait_for(waiting, 5) == "the-code"
+            await asyncio.sleep(0.1)
+            assert not page.done()
+            receiver.finish(None, profile="home")
+            response = await asyncio.wait_for(page, 5)
+            assert response.status == 200
+            assert "You are logged in" in await response.text()
+            assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+            response.release()
+            # Single use: the same callback again is refused.
+            async with http.get(f"{redirect}?code=the-code&state={STATE}") as again:
+                assert again.status == 400
+    finally:
+        await receiver.__aexit__(None, None, None)
+
+
+async def test_failed_exchange_gives_a_failure_page_with_escaped_text() -> None:
+    receiver, redirect = await _serve("http://127.0.0.1:0/callback")
+    try:
+        async with aiohttp.ClientSession() as http:
+            page = asyncio.ensure_future(http.get(f"{redirect}?code=c&state={STATE}"))
+            await asyncio.wait_for(receiver.wait(), 5)
+            receiver.finish(TokenEndpointError("bad <script>x</script>"), profile="home")
+            response = await asyncio.wait_for(page, 5)
+            text = await response.text()
+            response.release()
+        assert "Login failed" in text and "You are logged in" not in text
+        assert "<script>x" not in text and "&lt;script&gt;" in text
+    finally:
+        await receiver.__aexit__(None, None, None)
+
+
+async def test_error_callback_ends_the_wait() -> None:
+    receiver, redirect = await _serve("http://127.0.0.1:0/callback")
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"{redirect}?error=access_denied&error_description=nope&state={STATE}"
+            ) as response,
+        ):
+            assert "nope" in await response.text()
+        with pytest.raises(AuthorizationDenied, match="nope"):
+            await asyncio.wait_for(receiver.wait(), 5)
+    finally:
+        await receiver.__aexit__(None, None, None)
+
+
+async def test_port_is_free_again_at_once_after_a_served_login() -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}/callback"
+    for _ in range(2):
+        receiver, redirect = await _serve(uri)
+        try:
+            async with aiohttp.ClientSession() as http:
+                page = asyncio.ensure_future(http.get(f"{redirect}?code=c&state={STATE}"))
+                await asyncio.wait_for(receiver.wait(), 5)
+                receiver.finish(None, profile="p")
+                (await page).release()
+        finally:
+            await receiver.__aexit__(None, None, None)
+    # And nothing is listening any more.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -1,0 +1,77 @@
+"""The config directory and its files."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from support import run_cli
+
+from loopback_login._errors import ConfigError, LoginRequired
+from loopback_login._store import Store
+
+
+def test_save_profile_keeps_the_users_comments_and_tables(isolated_env: Path) -> None:
+    isolated_env.mkdir(mode=0o700)
+    config = isolated_env / "config.toml"
+    config.write_text('# my settings\n[profiles.other]\nprovider = "honeywell" # keep me\n')
+    store = Store()
+    store.save_profile(
+        "home", {"client_id": "abc", "pkce": False, "authorize_params": {"prompt": "consent"}}
+    )
+    text = config.read_text()
+    assert "# my settings" in text and "# keep me" in text
+    assert store.profile_table("home") == {
+        "client_id": "abc",
+        "pkce": False,
+        "authorize_params": {"prompt": "consent"},
+    }
+    assert store.profile_table("other") == {"provider": "honeywell"}
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert [p.name for p in isolated_env.iterdir()] == ["config.toml"]  # no temp files left
+
+
+def test_directory_is_created_0700_and_loose_modes_tightened(isolated_env: Path) -> None:
+    isolated_env.mkdir(mode=0o755)
+    os.chmod(isolated_env, 0o755)
+    Store().write_record("home", {"access_token": "x"})
+    assert stat.S_IMODE(isolated_env.stat().st_mode) == 0o700
+    assert stat.S_IMODE((isolated_env / "tokens").stat().st_mode) == 0o700
+    assert stat.S_IMODE((isolated_env / "tokens" / "home.json").stat().st_mode) == 0o600
+
+
+def test_invalid_toml_is_a_config_error_naming_the_file(isolated_env: Path) -> None:
+    isolated_env.mkdir()
+    (isolated_env / "config.toml").write_text("[profiles.home\n")
+    with pytest.raises(ConfigError, match=r"config\.toml is not valid TOML"):
+        Store().read_config()
+    result = run_cli("login", "home")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+
+
+def test_unknown_profile_key_is_refused(isolated_env: Path) -> None:
+    isolated_env.mkdir()
+    (isolated_env / "config.toml").write_text('[profiles.home]\nprovder = "honeywell"\n')
+    result = run_cli("login", "home")
+    assert result.returncode == 2
+    assert "unknown key 'provder' in [profiles.home]" in result.stderr
+
+
+def test_profile_names_come_from_config_and_token_files(isolated_env: Path) -> None:
+    store = Store()
+    store.save_profile("configured", {"provider": "honeywell"})
+    store.write_record("logged-in", {"access_token": "x"})
+    (isolated_env / "tokens" / "notes.txt").write_text("")
+    (isolated_env / "tokens" / ".hidden.json").write_text("{}")
+    assert store.profile_names() == ["configured", "logged-in"]
+
+
+@pytest.mark.parametrize("content", [b"", b"[1, 2]", b"\xff\xfe", b'{"access_token": 5}'])
+def test_unusable_token_files_mean_login_required(isolated_env: Path, content: bytes) -> None:
+    store = Store()
+    store.write_record("home", {})
+    Path(store.token_path("home")).write_bytes(content)
+    with pytest.raises(LoginRequired, match="run `loopback-login login home` again"):
+        store.load_token("home")
