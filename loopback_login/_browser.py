@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable
 
 
-def browser_command(url: str) -> list[list[str]]:
-    """The ``$BROWSER`` alternatives as argument lists, read as :mod:`webbrowser` reads it.
+def browser_command(url: str) -> list[tuple[list[str], bool]]:
+    """The ``$BROWSER`` alternatives as ``(argv, wait)``, read as :mod:`webbrowser` reads it.
 
-    ``$BROWSER`` is a ``os.pathsep``-separated list; an entry with ``%s`` is a
-    command line whose ``%s`` becomes the URL, any other entry a program that
-    gets the URL as its one argument.
+    ``$BROWSER`` is an ``os.pathsep``-separated list, tried in order; an entry
+    with ``%s`` is a command line whose ``%s`` becomes the URL (a final ``&``
+    runs it in the background), any other entry a program given the URL.
     """
     commands = []
     for entry in os.environ.get("BROWSER", "").split(os.pathsep):
@@ -29,11 +29,12 @@ def browser_command(url: str) -> list[list[str]]:
             continue
         if "%s" in entry:
             args = shlex.split(entry)
-            if args and args[-1] == "&":
+            background = bool(args) and args[-1] == "&"
+            if background:
                 args = args[:-1]
-            commands.append([arg.replace("%s", url) for arg in args])
+            commands.append(([arg.replace("%s", url) for arg in args], not background))
         else:
-            commands.append([entry, url])
+            commands.append(([entry, url], True))
     return commands
 
 
@@ -67,16 +68,23 @@ def _launch(url: str) -> bool:
         import webbrowser
 
         return webbrowser.open(url)
-    for args in commands:
+    for args, wait in commands:
         try:
-            # stdout is ours and carries only the command's result.
-            process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            # Our stdout carries only the command's result, and a browser that
+            # outlives us must not hold a caller's pipe open: it gets neither.
+            process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         except OSError:
             continue
-        # A browser command may run as long as the browser does: wait for it
-        # here, in this daemon thread, which never holds the program open.
-        process.wait()
-        return True
+        # As webbrowser does, a command that fails makes way for the next one.
+        # It may run as long as the browser does: it is waited for here, in a
+        # daemon thread, which never holds the program open.
+        if not wait or process.wait() == 0:
+            return True
     return False
 
 

@@ -5,6 +5,8 @@ Behaviour comes from environment variables the test sets:
   TEST_BROWSER_DECISION  "allow" (default) or "deny" on the consent page
   TEST_BROWSER_FIRST     "wrong-state": first send the redirect URI a forged callback
   TEST_BROWSER_ACTION    "play" (default) or "nothing" (never comes back)
+  TEST_BROWSER_LINGER    seconds to stay running afterwards, as a real browser does
+                         (ends early when the command that started it has ended)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +32,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def main(url: str) -> None:
+    parent = os.getppid()
     log: dict[str, object] = {"authorize_url": url}
     try:
         redirect_uri = parse_qs(urlsplit(url).query)["redirect_uri"][0]
@@ -42,6 +46,14 @@ def main(url: str) -> None:
         if path:
             with open(path, "w") as file:
                 json.dump(log, file)
+    # Stay running like a real browser, but not past the command that started us
+    # (if the command waited for us, neither would ever end: the test times out).
+    parent, deadline = (
+        os.getppid(),
+        time.monotonic() + float(os.environ.get("TEST_BROWSER_LINGER", "0")),
+    )
+    while time.monotonic() < deadline and os.getppid() == parent:
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -233,6 +233,25 @@ def test_ctrl_c_cancels_cleanly_and_frees_the_port(demo: DemoServer, browser: Br
         sock.bind(("127.0.0.1", port))
 
 
+def test_browser_alternatives_and_a_browser_that_keeps_running(
+    demo: DemoServer, browser: Browser
+) -> None:
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    demo.register(redirect)
+    env = {
+        **browser.env,
+        # A missing program, then one that fails, then the one that works (webbrowser's order).
+        "BROWSER": os.pathsep.join(["/nonexistent/browser", "false", browser.env["BROWSER"]]),
+        # $BROWSER counts even in an SSH session.
+        "SSH_CONNECTION": "10.0.0.1 22 10.0.0.2 22",
+        # A browser that stays open must not hold the command open.
+        "TEST_BROWSER_LINGER": "300",
+    }
+    result = run_cli(*login_args(demo, redirect), env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "You are logged in" in browser.log["body"]
+
+
 def test_no_browser_prints_the_url_and_still_listens(demo: DemoServer, browser: Browser) -> None:
     redirect = f"http://127.0.0.1:{free_port()}/callback"
     demo.register(redirect)

@@ -115,6 +115,12 @@ async def test_receiver_ignores_everything_but_this_logins_callback() -> None:
                     assert response.status == status, (method, url, headers)
                     assert response.headers["Cache-Control"] == "no-store"
                     assert response.headers["Referrer-Policy"] == "no-referrer"
+            # A preconnect: a connection opened and closed without a request.
+            host, port = redirect.removeprefix("http://").split("/")[0].split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.sleep(0.05)
             assert not waiting.done()
 
             # The real callback: the page waits for the exchange's outcome.
