@@ -27,15 +27,35 @@ __all__ = [
     "StateMismatch",
     "Token",
     "TokenEndpointError",
+    "client_credentials",
+    "client_credentials_sync",
+    "get_token",
+    "get_token_sync",
+    "refresh",
+    "refresh_sync",
 ]
 
-_WHERE = {
-    "Provider": "._providers",
-    "Token": "._token",
-    **{name: "._errors" for name in __all__ if name not in ("Provider", "Token")},
-}
+_API = (
+    "client_credentials",
+    "client_credentials_sync",
+    "get_token",
+    "get_token_sync",
+    "refresh",
+    "refresh_sync",
+)
+_ELSEWHERE = {"Provider": "._providers", "Token": "._token", **dict.fromkeys(_API, "._api")}
+# Every other public name is an exception.
+_WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
 
 if TYPE_CHECKING:
+    from ._api import (
+        client_credentials,
+        client_credentials_sync,
+        get_token,
+        get_token_sync,
+        refresh,
+        refresh_sync,
+    )
     from ._errors import (
         AuthorizationDenied,
         AuthorizationError,

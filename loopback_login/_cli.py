@@ -14,10 +14,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import LoginRequired, LoopbackLoginError
 from ._store import Store, check_profile_name
+
+if TYPE_CHECKING:
+    from ._profile import Profile
+    from ._token import Token
 
 PROG = "loopback-login"
 EXIT_INTERNAL = 1
@@ -49,29 +53,51 @@ def cmd_login(args: argparse.Namespace) -> int:
     token = _run(
         login(profile, store=store, browser=browser, timeout=args.timeout, progress=_progress)
     )
-    print(_summary(profile.name, profile.provider, token, store.token_path(profile.name)))
+    path = store.token_path(profile.name)
+    print(_summary("Logged in", profile.name, profile.provider, token, path))
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from ._token import record_skew
+
     store = Store()
     name = check_profile_name(args.profile)
     token, record = store.load_token(name)
-    skew = record.get("skew")
-    if token.is_expired(skew if isinstance(skew, (int, float)) else 60):
-        raise LoginRequired(
-            f"the access token of profile {name!r} has expired; run `loopback-login login {name}`"
-        )
+    if token.is_expired(record_skew(record)):
+        # Only now the heavy part: a valid token is printed from the file alone.
+        from ._flows import refresh_stored
+
+        token = _run(refresh_stored(store, name, client_secret=args.client_secret))
+        record = store.read_record(name) or record
+    _print_token(token, record if args.json else None, header=args.header)
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from ._flows import refresh_stored
+
+    store = Store()
+    name = check_profile_name(args.profile)
+    token = _run(refresh_stored(store, name, force=True, client_secret=args.client_secret))
+    provider = str((store.read_record(name) or {}).get("provider"))
+    print(_summary("Refreshed", name, provider, token, store.token_path(name)))
+    return 0
+
+
+def cmd_client_credentials(args: argparse.Namespace) -> int:
+    store = Store()
+    profile = _resolve(args, store)
+    if args.save:
+        store.save_profile(profile.name, _given_profile_flags(args))
+        _progress(f"Saved profile {profile.name!r} in {store.config_path}")
+    from ._flows import fetch_client_credentials
+
+    token = _run(fetch_client_credentials(profile, store))
+    record = None
     if args.json:
-        import json
-
-        from ._token import public_record
-
-        print(json.dumps(public_record(record), indent=2))
-    elif args.header:
-        print(f"Authorization: {token.header['Authorization']}")
-    else:
-        print(token.access_token)
+        record = store.read_record(profile.name, store.client_credentials_path(profile.name))
+    _print_token(token, record, header=args.header)
     return 0
 
 
@@ -117,11 +143,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
+    from ._flows import logout
+
     store = Store()
     name = check_profile_name(args.profile)
-    path = store.token_path(name)
-    if store.delete_record(name):
-        print(f"Logged out of profile {name!r}: deleted {path}")
+    record = store.read_record(name) if os.path.exists(store.token_path(name)) else None
+    revocable = bool(record and record.get("revocation_url")) and not args.local_only
+    if _run(logout(store, name, client_secret=args.client_secret, revoke=not args.local_only)):
+        how = "revoked at the provider and deleted" if revocable else "deleted"
+        print(f"Logged out of profile {name!r}: tokens {how} ({store.token_path(name)})")
     else:
         _progress(f"No tokens stored for profile {name!r}; nothing to do.")
     return 0
@@ -152,7 +182,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     store = Store()
     token = _run(run_demo(store, timeout=args.timeout, progress=_progress))
-    print(_summary("demo", "demo", token, store.token_path("demo")))
+    print(_summary("Logged in", "demo", "demo", token, store.token_path("demo")))
     return 0
 
 
@@ -163,6 +193,8 @@ _PROFILE_FLAGS = (
     "base_url",
     "authorize_url",
     "token_url",
+    "client_credentials_url",
+    "revocation_url",
     "client_id",
     "client_secret",
     "redirect_uri",
@@ -185,7 +217,7 @@ def _given_profile_flags(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
-def _resolve(args: argparse.Namespace, store: Store) -> Any:
+def _resolve(args: argparse.Namespace, store: Store) -> Profile:
     from ._profile import SECRET_ENV, resolve_profile
 
     name = check_profile_name(args.profile)
@@ -231,14 +263,28 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h"
 
 
-def _summary(name: str, provider: str, token: Any, path: str) -> str:
+def _summary(what: str, name: str, provider: str, token: Token, path: str) -> str:
     refresh = "refresh token saved" if token.refresh_token else "no refresh token"
     expiry = _expiry(token.expires_at, time.time())
     scope = f", scope {token.scope!r}" if token.scope else ""
     return (
-        f"Logged in: profile {name!r} ({provider}), access token until {expiry}, "
+        f"{what}: profile {name!r} ({provider}), access token until {expiry}, "
         f"{refresh}{scope}; saved to {path}"
     )
+
+
+def _print_token(token: Token, record: dict[str, Any] | None, *, header: bool) -> None:
+    """Print the access token alone, as a header, or (``record`` given) as JSON."""
+    if record is not None:
+        import json
+
+        from ._token import public_record
+
+        print(json.dumps(public_record(record), indent=2))
+    elif header:
+        print(f"Authorization: {token.header['Authorization']}")
+    else:
+        print(token.access_token)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -282,6 +328,75 @@ def _skew_seconds(text: str) -> float:
     return value
 
 
+def _profile_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that describe a profile; each is also a key of ``[profiles.NAME]``."""
+    group = parser.add_argument_group("profile (flags win over config.toml)")
+    add = group.add_argument
+    add("--provider", help="a preset: see `loopback-login providers`")
+    add("--base-url", help="move the preset's endpoints to this base URL")
+    add("--authorize-url", help="the authorization endpoint")
+    add("--token-url", help="the token endpoint")
+    add("--client-credentials-url", help="where client credentials go (default: token URL)")
+    add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
+    add("--client-id", help="the app's client id (API key)")
+    add(
+        "--client-secret",
+        help="the app's secret; prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
+    )
+    add("--redirect-uri", help="the registered redirect URI, e.g. http://localhost:8080/callback")
+    add("--scope", help="space-separated scopes")
+    add(
+        "--client-auth",
+        choices=("basic", "post", "none"),
+        help="how the client authenticates (default: basic with a secret, else none)",
+    )
+    add(
+        "--no-pkce",
+        dest="pkce",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not send PKCE (RFC 7636)",
+    )
+    add("--skew", type=_skew_seconds, metavar="SECONDS", help="refresh this long before expiry")
+    add(
+        "--authorize-param",
+        dest="authorize_params",
+        action=_KeyValues,
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="an extra authorize parameter (repeatable)",
+    )
+    add("--prompt", help="shorthand for --authorize-param prompt=VALUE")
+    parser.add_argument(
+        "--save", action="store_true", help="write these flags (secret included) to config.toml"
+    )
+
+
+def _secret_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--client-secret",
+        help="the secret, when the profile was saved without it "
+        "(prefer $LOOPBACK_LOGIN_CLIENT_SECRET)",
+    )
+
+
+def _token_shape(parser: argparse.ArgumentParser, what: str) -> None:
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--header", action="store_true", help="print 'Authorization: Bearer ...'")
+    shape.add_argument("--json", action="store_true", help=f"print {what}")
+
+
+def _timeout_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the browser (default 300)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -297,94 +412,45 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> Any:
         sub = commands.add_parser(name, help=help, description=help, parents=[common])
         sub.set_defaults(func=func)
+        if name not in ("status", "providers", "demo"):
+            sub.add_argument("profile", metavar="PROFILE")
         return sub
 
     login = command("login", cmd_login, "log in through the browser and save the tokens")
-    login.add_argument("profile", metavar="PROFILE")
-    group = login.add_argument_group("profile (flags win over config.toml)")
-    group.add_argument("--provider", help="a preset: see `loopback-login providers`")
-    group.add_argument("--base-url", help="move the preset's endpoints to this base URL")
-    group.add_argument("--authorize-url", help="the authorization endpoint")
-    group.add_argument("--token-url", help="the token endpoint")
-    group.add_argument("--client-id", help="the app's client id (API key)")
-    group.add_argument(
-        "--client-secret",
-        help="the app's secret; prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
-    )
-    group.add_argument(
-        "--redirect-uri", help="the registered redirect URI, e.g. http://localhost:8080/callback"
-    )
-    group.add_argument("--scope", help="space-separated scopes")
-    group.add_argument(
-        "--client-auth",
-        choices=("basic", "post", "none"),
-        help="how the client authenticates (default: basic with a secret)",
-    )
-    group.add_argument(
-        "--no-pkce",
-        dest="pkce",
-        action="store_const",
-        const=False,
-        default=None,
-        help="do not send PKCE (RFC 7636)",
-    )
-    group.add_argument(
-        "--skew",
-        type=_skew_seconds,
-        metavar="SECONDS",
-        help="refresh this long before expiry (default 60)",
-    )
-    group.add_argument(
-        "--authorize-param",
-        dest="authorize_params",
-        action=_KeyValues,
-        type=_key_value,
-        metavar="KEY=VALUE",
-        help="an extra authorize parameter (repeatable)",
-    )
-    group.add_argument("--prompt", help="shorthand for --authorize-param prompt=VALUE")
+    _profile_flags(login)
     login.add_argument(
-        "--save",
-        action="store_true",
-        help="write these profile flags (secret included) to config.toml",
+        "--no-browser", action="store_true", help="print the URL; do not open a browser"
     )
-    login.add_argument(
-        "--no-browser",
-        action="store_true",
-        help="print the URL without opening a browser; still listen",
-    )
-    login.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=300.0,
-        metavar="SECONDS",
-        help="how long to wait for the browser (default 300)",
-    )
+    _timeout_flag(login)
 
-    token = command("token", cmd_token, "print the stored access token")
-    token.add_argument("profile", metavar="PROFILE")
-    shape = token.add_mutually_exclusive_group()
-    shape.add_argument("--header", action="store_true", help="print 'Authorization: Bearer ...'")
-    shape.add_argument(
-        "--json", action="store_true", help="print the token record without the refresh token"
+    token = command("token", cmd_token, "print a valid access token, refreshing it if needed")
+    _secret_flag(token)
+    _token_shape(token, "the token record without the refresh token")
+
+    refresh = command("refresh", cmd_refresh, "refresh the access token now")
+    _secret_flag(refresh)
+
+    credentials = command(
+        "client-credentials",
+        cmd_client_credentials,
+        "print a client-credentials token (cached until it expires)",
     )
+    _profile_flags(credentials)
+    _token_shape(credentials, "the token record")
 
     status = command("status", cmd_status, "list profiles and their tokens (no secrets)")
     status.add_argument("profile", nargs="?", metavar="PROFILE")
 
-    logout = command("logout", cmd_logout, "delete the stored tokens of a profile")
-    logout.add_argument("profile", metavar="PROFILE")
+    logout = command("logout", cmd_logout, "revoke (where possible) and delete the tokens")
+    _secret_flag(logout)
+    logout.add_argument(
+        "--local-only", action="store_true", help="only delete them here; do not revoke"
+    )
 
     command("providers", cmd_providers, "list the built-in provider presets")
 
     demo = command("demo", cmd_demo, "log in to a built-in local demo provider (no account needed)")
-    demo.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=300.0,
-        metavar="SECONDS",
-        help="how long to wait for the browser (default 300)",
-    )
+    _timeout_flag(demo)
     return parser
 
 

@@ -15,6 +15,7 @@ Endpoints::
     POST /oauth2/consent        -> 302 to the redirect URI with code= or error=
     POST /oauth2/token          authorization_code, refresh_token (Basic or post auth)
     POST /oauth2/accesstoken    client_credentials
+    POST /oauth2/revoke         RFC 7009 revocation (Honeywell documents none)
     GET  /v2/locations          a sample API call: Bearer token and ?apikey=
 
 :func:`play_browser` walks these pages the way a person would, over HTTP; the
@@ -72,6 +73,12 @@ class Faults:
     slow: float = 0.0
     #: Every token request is refused with ``invalid_grant``.
     invalid_grant: bool = False
+    #: Refreshes answer without a new refresh token (the old one stays valid).
+    no_rotation: bool = False
+    #: How many token requests to read and then drop without an answer.
+    drop_connection: int = 0
+    #: ``Retry-After`` sent with a 429 from ``token_errors``.
+    retry_after: str = "1"
 
 
 @dataclass
@@ -122,6 +129,7 @@ class DemoProvider:
         app.router.add_post("/oauth2/consent", self._consent)
         app.router.add_post("/oauth2/token", self._token)
         app.router.add_post("/oauth2/accesstoken", self._accesstoken)
+        app.router.add_post("/oauth2/revoke", self._revoke)
         app.router.add_get("/v2/locations", self._locations)
         return app
 
@@ -217,8 +225,17 @@ class DemoProvider:
         self.requests[grant_type] += 1
         if self.faults.slow:
             await asyncio.sleep(self.faults.slow)
+        if self.faults.drop_connection:
+            self.faults.drop_connection -= 1
+            # Read, maybe processed, never answered: what a client must not resend.
+            if grant_type == "refresh_token":
+                self._refresh_tokens.pop(str(form.get("refresh_token", "")), None)
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError
         if self.faults.token_errors:
-            return _gateway_error(self.faults.token_errors.pop(0))
+            status = self.faults.token_errors.pop(0)
+            return _gateway_error(status, retry_after=self.faults.retry_after)
         client = self._authenticate(request, form)
         if client is None:
             return _apigee_error(401, "invalid_client", "Invalid client identifier or secret")
@@ -275,10 +292,32 @@ class DemoProvider:
         return self._issue(client, grant.scope, with_refresh_token=True)
 
     def _refresh(self, client: DemoClient, form: Mapping[str, Any]) -> web.Response:
-        held = self._refresh_tokens.pop(str(form.get("refresh_token", "")), None)  # rotated
+        refresh_token = str(form.get("refresh_token", ""))
+        held = self._refresh_tokens.get(refresh_token)
         if held is None or held[0] != client.client_id:
             return _apigee_error(400, "invalid_request", "Invalid Refresh Token")
+        if self.faults.no_rotation:
+            return self._issue(client, held[1], with_refresh_token=False)
+        del self._refresh_tokens[refresh_token]  # rotated: the old one is spent
         return self._issue(client, held[1], with_refresh_token=True)
+
+    async def _revoke(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.requests["revoke"] += 1
+        if self.faults.token_errors:
+            return _gateway_error(self.faults.token_errors.pop(0))
+        client = self._authenticate(request, form)
+        if client is None:
+            return _apigee_error(401, "invalid_client", "Invalid client identifier or secret")
+        token = str(form.get("token", ""))
+        held = self._refresh_tokens.get(token)
+        if held is not None and held[0] == client.client_id:
+            del self._refresh_tokens[token]
+        self._access_tokens.pop(token, None)
+        return web.Response(status=200)  # RFC 7009 §2.2: also for unknown tokens
+
+    def is_valid_refresh_token(self, token: str) -> bool:
+        return token in self._refresh_tokens
 
     def _issue(self, client: DemoClient, scope: str, *, with_refresh_token: bool) -> web.Response:
         now = time.time()
@@ -380,7 +419,7 @@ def _apigee_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"ErrorCode": code, "Error": message}, status=status)
 
 
-def _gateway_error(status: int) -> web.Response:
+def _gateway_error(status: int, *, retry_after: str = "1") -> web.Response:
     reason = {
         500: "Internal Server Error",
         502: "Bad Gateway",
@@ -392,7 +431,10 @@ def _gateway_error(status: int) -> web.Response:
         f"<html><head><title>{status} {reason}</title></head><body>"
         f"<center><h1>{status} {reason}</h1></center><hr><center>gateway</center></body></html>"
     )
-    return web.Response(status=status, reason=reason, text=body, content_type="text/html")
+    headers = {"Retry-After": retry_after} if status == 429 else {}
+    return web.Response(
+        status=status, reason=reason, text=body, content_type="text/html", headers=headers
+    )
 
 
 def _without_port(uri: str) -> tuple[str, str, str, str]:

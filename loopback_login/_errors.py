@@ -87,7 +87,16 @@ class TokenEndpointError(ProviderError):
 
 
 class NetworkError(ProviderError):
-    """The provider could not be reached, or the connection broke."""
+    """The provider could not be reached, or the connection broke.
+
+    ``sent`` is false when the request surely never reached the provider
+    (the connection failed); ``transient`` is false when trying again cannot help.
+    """
+
+    def __init__(self, message: str, *, sent: bool = True, transient: bool = True) -> None:
+        self.sent = sent
+        self.transient = transient
+        super().__init__(message)
 
 
 class PortInUse(ProviderError):

@@ -1,4 +1,4 @@
-"""The orchestration: log in, and read the stored token.
+"""The orchestration: log in, refresh, client credentials, log out.
 
 Order matters for how fast the login feels: the redirect port is bound and
 the browser asked to open before aiohttp is imported; the receiver starts
@@ -8,6 +8,7 @@ serving while the person is still looking at the login page.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,11 +16,30 @@ from typing import Protocol
 
 from ._bind import bind, loopback_target
 from ._browser import no_browser_reason, open_browser
-from ._errors import ConfigError, LoginTimeout, LoopbackLoginError
-from ._profile import Profile
-from ._protocol import authorization_code_grant, authorize_request, token_request
+from ._errors import (
+    ConfigError,
+    LoginRequired,
+    LoginTimeout,
+    LoopbackLoginError,
+    ProviderError,
+    TokenEndpointError,
+)
+from ._profile import SECRET_ENV, Profile
+from ._protocol import (
+    ClientAuth,
+    TokenRequest,
+    authorization_code_grant,
+    authorize_request,
+    client_credentials_grant,
+    means_login_required,
+    parse_token_response,
+    refresh_grant,
+    revocation_request,
+    token_request,
+)
+from ._retry import RetryPolicy
 from ._store import Store
-from ._token import Token, record_from_token
+from ._token import Token, record_from_token, record_skew
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -75,7 +95,9 @@ async def login(
             "registered for your app, e.g. http://localhost:8080/callback"
         )
     if profile.authorize_url is None:
-        raise ConfigError(f"profile {profile.name!r} has no authorize URL")
+        raise ConfigError(
+            f"profile {profile.name!r} has no authorize URL: pass --authorize-url or --provider"
+        )
     target = loopback_target(profile.redirect_uri)
     # Bind before anything else: a busy port ends the login before a browser
     # opens (the program holding it would receive the code), and a fast
@@ -93,8 +115,6 @@ async def login(
         progress(f"Open this URL to log in: {request.url}")
         (browser or SystemBrowser()).open(request.url, progress)
 
-        from ._http import post
-        from ._protocol import parse_token_response
         from ._receiver import Receiver
 
         async with Receiver(listener, state=request.state, issuer=profile.issuer) as receiver:
@@ -118,16 +138,8 @@ async def login(
                     client_secret=profile.client_secret,
                     client_auth=profile.client_auth,
                 )
-                now = time.time()
-                response = await post(exchange)
-                token = parse_token_response(
-                    response.status,
-                    response.reason,
-                    response.content_type,
-                    response.body,
-                    now=now,
-                    requested_scope=profile.scope,
-                )
+                # Retried only when the connection failed: a sent code is spent.
+                token = await _request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
                 store.write_record(
                     profile.name, record_from_token(token, profile.record_settings())
                 )
@@ -138,3 +150,213 @@ async def login(
         return token
     finally:
         listener.close()
+
+
+async def _request_token(
+    request: TokenRequest,
+    policy: RetryPolicy,
+    *,
+    retry_statuses: bool = False,
+    resend_after_sent: bool = False,
+    requested_scope: str | None = None,
+    previous_refresh_token: str | None = None,
+) -> Token:
+    from ._http import send
+
+    now = time.time()  # before sending: expires_at errs early, never late
+    response = await send(
+        request, policy=policy, retry_statuses=retry_statuses, resend_after_sent=resend_after_sent
+    )
+    return parse_token_response(
+        response.status,
+        response.reason,
+        response.content_type,
+        response.body,
+        now=now,
+        requested_scope=requested_scope,
+        previous_refresh_token=previous_refresh_token,
+    )
+
+
+# --- the stored token, refreshed -------------------------------------------------
+
+
+def _client_secret(store: Store, name: str, given: str | None) -> str | None:
+    """The secret for a stored profile: given (flag or argument), config.toml, the environment."""
+    if given:
+        return given
+    table = store.profile_table(name) or {}
+    secret = table.get("client_secret")
+    return secret if isinstance(secret, str) and secret else os.environ.get(SECRET_ENV) or None
+
+
+def _record_client(
+    store: Store, name: str, record: dict[str, object], given_secret: str | None
+) -> tuple[str, ClientAuth, str | None]:
+    """Client id, authentication and secret for the token endpoint, from a token record."""
+    client_id = record.get("client_id")
+    auth_name = str(record.get("client_auth") or "none")
+    if not isinstance(client_id, str) or auth_name not in set(ClientAuth):
+        raise LoginRequired(
+            f"{store.token_path(name)} lacks the client settings; "
+            f"run `loopback-login login {name}` again"
+        )
+    client_auth = ClientAuth(auth_name)
+    secret = None
+    if client_auth is not ClientAuth.NONE:
+        secret = _client_secret(store, name, given_secret)
+        if secret is None:
+            raise ConfigError(
+                f"profile {name!r} was saved without its client secret: set ${SECRET_ENV} "
+                "or pass --client-secret"
+            )
+    return client_id, client_auth, secret
+
+
+async def refresh_stored(
+    store: Store, name: str, *, force: bool = False, client_secret: str | None = None
+) -> Token:
+    """The profile's access token, refreshed when it expires within its skew (or ``force``).
+
+    Single flight across processes and threads: under the profile's file lock
+    the record is read again, and a token another process has just refreshed
+    is used as it is. The rotated refresh token is on disk before we return.
+    """
+    if not force:
+        token = store.valid_token(name)
+        if token is not None:
+            return token
+    async with store.refresh_lock(name):
+        token, record = store.load_token(name)
+        if not force and not token.is_expired(record_skew(record)):
+            return token  # another process refreshed while we waited for the lock
+        if not token.refresh_token:
+            raise LoginRequired(
+                f"the access token of profile {name!r} has expired and there is no refresh "
+                f"token; run `loopback-login login {name}`"
+            )
+        token_url = record.get("token_url")
+        if not isinstance(token_url, str):
+            raise LoginRequired(
+                f"{store.token_path(name)} has no token URL; run `loopback-login login {name}`"
+            )
+        client_id, client_auth, secret = _record_client(store, name, record, client_secret)
+        request = token_request(
+            token_url,
+            refresh_grant(token.refresh_token),
+            client_id=client_id,
+            client_secret=secret,
+            client_auth=client_auth,
+        )
+        try:
+            fresh = await _request_token(
+                request,
+                RetryPolicy(),
+                retry_statuses=True,
+                requested_scope=token.scope,
+                previous_refresh_token=token.refresh_token,
+            )
+        except TokenEndpointError as exc:
+            if means_login_required(exc):
+                raise LoginRequired(
+                    f"the provider no longer accepts the refresh token of profile {name!r} "
+                    f"({exc.error}); run `loopback-login login {name}` again"
+                ) from None
+            raise
+        # Persist before returning: a rotated refresh token that is not saved
+        # strands the user at the next refresh.
+        store.write_record(name, record_from_token(fresh, record))
+        return fresh
+
+
+# --- client credentials ------------------------------------------------------------
+
+
+async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
+    """A client-credentials token (RFC 6749 §4.4), reused from the store while it is valid."""
+    path = store.client_credentials_path(profile.name)
+    try:
+        record = store.read_record(profile.name, path)
+    except LoginRequired:
+        record = None  # an unreadable cache is simply refetched
+    if record is not None and record.get("client_id") == profile.client_id:
+        from ._token import token_from_record
+
+        try:
+            cached = token_from_record(record)
+        except ValueError:
+            cached = None
+        if cached is not None and not cached.is_expired(profile.skew):
+            return cached
+    if profile.client_credentials_url is None:
+        raise ConfigError(f"profile {profile.name!r} has no client credentials URL")
+    request = token_request(
+        profile.client_credentials_url,
+        client_credentials_grant(profile.scope),
+        client_id=profile.client_id,
+        client_secret=profile.client_secret,
+        client_auth=profile.client_auth,
+    )
+    # No refresh token is at stake: any transient failure may be retried.
+    token = await _request_token(
+        request,
+        RetryPolicy(),
+        retry_statuses=True,
+        resend_after_sent=True,
+        requested_scope=profile.scope,
+    )
+    store.write_record(profile.name, record_from_token(token, profile.record_settings()), path)
+    return token
+
+
+# --- logout --------------------------------------------------------------------------
+
+
+async def logout(
+    store: Store, name: str, *, client_secret: str | None = None, revoke: bool = True
+) -> bool:
+    """Revoke the profile's tokens where the provider can (RFC 7009), then delete them here.
+
+    Returns whether there was anything to delete. When revocation fails the
+    tokens are deleted all the same and the error says so.
+    """
+    try:
+        record = store.read_record(name)
+    except LoginRequired:
+        record = None  # unreadable: nothing to revoke, still delete
+    revocation_url = record.get("revocation_url") if record else None
+    failure: ProviderError | None = None
+    if revoke and record is not None and isinstance(revocation_url, str):
+        token = record.get("refresh_token") or record.get("access_token")
+        hint = "refresh_token" if record.get("refresh_token") else "access_token"
+        client_id, client_auth, secret = _record_client(store, name, record, client_secret)
+        if isinstance(token, str):
+            request = revocation_request(
+                revocation_url,
+                token,
+                hint,
+                client_id=client_id,
+                client_secret=secret,
+                client_auth=client_auth,
+            )
+            from ._http import send
+            from ._protocol import parse_error_response
+
+            try:
+                response = await send(
+                    request, policy=RetryPolicy(), retry_statuses=True, resend_after_sent=True
+                )
+                # RFC 7009 §2.2: 200 whether or not the token was still valid.
+                if response.status != 200:
+                    failure = parse_error_response(
+                        response.status, response.reason, response.content_type, response.body
+                    )
+            except ProviderError as exc:
+                failure = exc
+    deleted = store.delete_record(name)
+    if failure is not None:
+        raise ProviderError(
+            f"deleted the tokens of profile {name!r} here, but revoking them at the provider "
+            f"failed: {failure}"
+        )
+    return deleted

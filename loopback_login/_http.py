@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._bind import is_loopback_host
 from ._errors import NetworkError
 from ._protocol import TokenRequest
+from ._retry import NO_RETRY, RETRY_STATUSES, RetryPolicy, backoff, retry_after_seconds
 
 DEFAULT_TIMEOUT = 30.0
+_CONNECT_TIMEOUT = 10.0
 _MAX_BODY = 1 << 20
 
 
@@ -20,41 +26,99 @@ class HttpResponse:
     reason: str
     content_type: str
     body: bytes
+    retry_after: str | None = None
 
 
-async def post(request: TokenRequest, *, timeout: float = DEFAULT_TIMEOUT) -> HttpResponse:
-    """POST ``request`` once. Never retried here: a code is single use (RFC 6749 §4.1.2).
+async def send(
+    request: TokenRequest,
+    *,
+    policy: RetryPolicy = NO_RETRY,
+    retry_statuses: bool = False,
+    resend_after_sent: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> HttpResponse:
+    """POST ``request``, trying again as ``policy`` allows.
 
-    Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``), as
-    users of corporate networks expect.
+    A failure to connect is always safe to retry. With ``retry_statuses``, so
+    are 429 (after its ``Retry-After``), 502, 503 and 504. A request that may
+    have reached the provider is sent again only with ``resend_after_sent``:
+    never for a code (single use, RFC 6749 §4.1.2) nor a refresh token (the
+    provider may have rotated it; reusing the old one can revoke the grant,
+    RFC 9700 §4.14.2).
+
+    Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``), except
+    for a provider on this machine.
     """
-    host = urlsplit(request.url).netloc
+    host = urlsplit(request.url).hostname or ""
+    started = time.monotonic()
+    async with aiohttp.ClientSession(
+        trust_env=not is_loopback_host(host),
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_TIMEOUT),
+    ) as session:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await _post_once(session, request, timeout)
+            except NetworkError as exc:
+                if not exc.transient or (exc.sent and not resend_after_sent):
+                    raise
+                delay = backoff(policy, attempt, elapsed=time.monotonic() - started)
+                if delay is None:
+                    raise
+            else:
+                if not (retry_statuses and response.status in RETRY_STATUSES):
+                    return response
+                wait = retry_after_seconds(response.retry_after, now=time.time())
+                elapsed = time.monotonic() - started
+                delay = backoff(policy, attempt, elapsed=elapsed, retry_after=wait)
+                if delay is None:
+                    return response
+            await sleep(delay)
+
+
+async def _post_once(
+    session: aiohttp.ClientSession, request: TokenRequest, timeout: float
+) -> HttpResponse:
+    netloc = urlsplit(request.url).netloc
     try:
-        async with (
-            aiohttp.ClientSession(
-                trust_env=True, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as session,
-            session.post(
-                request.url,
-                data=request.body,
-                headers=dict(request.headers),
-                allow_redirects=False,
-            ) as response,
-        ):
+        async with session.post(
+            request.url,
+            data=request.body,
+            headers=dict(request.headers),
+            allow_redirects=False,
+        ) as response:
             body = await response.content.read(_MAX_BODY)
             return HttpResponse(
                 status=response.status,
                 reason=response.reason or "",
                 content_type=response.content_type,
                 body=body,
+                retry_after=response.headers.get("Retry-After"),
             )
-    except TimeoutError:
+    except aiohttp.ConnectionTimeoutError:
         raise NetworkError(
-            f"the token endpoint at {host} did not answer within {timeout:g} s"
+            f"could not connect to the token endpoint at {netloc} within {_CONNECT_TIMEOUT:g} s",
+            sent=False,
+        ) from None
+    except aiohttp.ClientSSLError as exc:
+        raise NetworkError(
+            f"TLS with the token endpoint at {netloc} failed: {_reason(exc)}",
+            sent=False,
+            transient=False,
+        ) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise NetworkError(
+            f"could not connect to the token endpoint at {netloc}: {_reason(exc)}", sent=False
+        ) from None
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        raise NetworkError(
+            f"the token endpoint at {netloc} did not answer within {timeout:g} s"
         ) from None
     except aiohttp.ClientError as exc:
         raise NetworkError(
-            f"could not talk to the token endpoint at {host}: {_reason(exc)}"
+            f"the connection to the token endpoint at {netloc} broke: {_reason(exc)}"
         ) from None
 
 

@@ -25,6 +25,8 @@ PROFILE_KEYS = frozenset(
         "base_url",
         "authorize_url",
         "token_url",
+        "client_credentials_url",
+        "revocation_url",
         "client_id",
         "client_secret",
         "redirect_uri",
@@ -116,21 +118,33 @@ def resolve_profile(
         provider = preset(provider_name, base_url)
         authorize_url = merged.get("authorize_url") or provider.authorize_url
         token_url = merged.get("token_url") or provider.token_url
-        client_credentials_url = provider.client_credentials_url
+        client_credentials_url = (
+            merged.get("client_credentials_url") or provider.client_credentials_url or token_url
+        )
+        revocation_url = merged.get("revocation_url") or provider.revocation_url
         default_pkce = provider.pkce
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
         authorize_url = merged.get("authorize_url")
         token_url = merged.get("token_url")
-        if not authorize_url or not token_url:
+        if not token_url:
             raise ConfigError(
-                f"profile {name!r} has no provider: give --provider NAME, or both "
+                f"profile {name!r} has no provider: give --provider NAME, or "
                 "--authorize-url and --token-url"
             )
-        provider_name, client_credentials_url, default_pkce = "custom", None, True
-    for label, url in (("authorize URL", authorize_url), ("token URL", token_url)):
-        _check_endpoint(label, url)
+        # RFC 6749 §4.4: client credentials go to the token endpoint.
+        client_credentials_url = merged.get("client_credentials_url") or token_url
+        revocation_url = merged.get("revocation_url")
+        provider_name, default_pkce = "custom", True
+    for label, url in (
+        ("authorize URL", authorize_url),
+        ("token URL", token_url),
+        ("client credentials URL", client_credentials_url),
+        ("revocation URL", revocation_url),
+    ):
+        if url is not None:
+            _check_endpoint(label, url)
 
     client_id = merged.get("client_id")
     if not client_id:
@@ -176,6 +190,7 @@ def resolve_profile(
         skew=float(skew),
         authorize_params=merged["authorize_params"],
         client_credentials_url=client_credentials_url,
+        revocation_url=revocation_url,
     )
 
 

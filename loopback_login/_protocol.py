@@ -205,19 +205,20 @@ def parse_callback(
 
 @dataclass(frozen=True, repr=False)
 class TokenRequest:
-    """A POST to a token endpoint: URL, headers and form, ready to send."""
+    """A POST to a token (or revocation) endpoint: URL, headers and form, ready to send."""
 
     url: str
     headers: Mapping[str, str]
     form: Sequence[tuple[str, str]]
-    grant_type: str
+    #: The grant type, or "revocation": safe to show, unlike the form.
+    purpose: str
 
     @property
     def body(self) -> bytes:
         return urlencode(list(self.form)).encode("ascii")
 
     def __repr__(self) -> str:
-        return f"TokenRequest(grant_type={self.grant_type!r}, url={self.url!r})"
+        return f"TokenRequest(purpose={self.purpose!r}, url={self.url!r})"
 
 
 def basic_credentials(client_id: str, client_secret: str) -> str:
@@ -238,12 +239,38 @@ def token_request(
     client_secret: str | None,
     client_auth: ClientAuth,
 ) -> TokenRequest:
-    """A token endpoint request for ``grant`` with the client authenticated."""
+    """A token endpoint request for ``grant`` with the client authenticated (RFC 6749 §3.2)."""
+    purpose = dict(grant)["grant_type"]
+    return _authenticated(url, grant, purpose, client_id, client_secret, client_auth)
+
+
+def revocation_request(
+    url: str,
+    token: str,
+    token_type_hint: str,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: ClientAuth,
+) -> TokenRequest:
+    """RFC 7009 §2.1: revoke ``token``, the client authenticated as at the token endpoint."""
+    form = [("token", token), ("token_type_hint", token_type_hint)]
+    return _authenticated(url, form, "revocation", client_id, client_secret, client_auth)
+
+
+def _authenticated(
+    url: str,
+    params: Sequence[tuple[str, str]],
+    purpose: str,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: ClientAuth,
+) -> TokenRequest:
     headers = {
         "Accept": "application/json",
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    form = list(grant)
+    form = list(params)
     if client_auth is ClientAuth.BASIC:
         if client_secret is None:
             raise ConfigError("client authentication 'basic' needs a client secret")
@@ -255,7 +282,7 @@ def token_request(
     else:
         # RFC 6749 §4.1.3: a client that does not authenticate names itself.
         form.append(("client_id", client_id))
-    return TokenRequest(url=url, headers=headers, form=form, grant_type=grant[0][1])
+    return TokenRequest(url=url, headers=headers, form=form, purpose=purpose)
 
 
 def authorization_code_grant(

@@ -22,7 +22,9 @@ class Provider:
     pkce: bool = True
 
 
-def _apigee_oauth(name: str, description: str, base_url: str) -> Provider:
+def _apigee_oauth(
+    name: str, description: str, base_url: str, *, revocation_path: str | None = None
+) -> Provider:
     """The Honeywell Home / Resideo layout on Apigee.
 
     Client credentials live at ``/oauth2/accesstoken``, not ``/token``. PKCE is
@@ -36,6 +38,7 @@ def _apigee_oauth(name: str, description: str, base_url: str) -> Provider:
         authorize_url=f"{base}/oauth2/authorize",
         token_url=f"{base}/oauth2/token",
         client_credentials_url=f"{base}/oauth2/accesstoken",
+        revocation_url=f"{base}{revocation_path}" if revocation_path else None,
     )
 
 
@@ -51,7 +54,13 @@ def preset(name: str, base_url: str | None = None) -> Provider:
                 "the demo provider needs --base-url (or run `loopback-login demo`, "
                 "which starts it for you)"
             )
-        return _apigee_oauth("demo", "loopback-login's local demo provider", base_url)
+        # Like Honeywell, plus an RFC 7009 revocation endpoint.
+        return _apigee_oauth(
+            "demo",
+            "loopback-login's local demo provider",
+            base_url,
+            revocation_path="/oauth2/revoke",
+        )
     raise ConfigError(
         f"unknown provider {name!r}; known: {', '.join(PRESET_NAMES)} "
         "(or give --authorize-url and --token-url)"

@@ -14,11 +14,11 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from ._errors import ConfigError, LoginRequired
-from ._token import Token, token_from_record
+from ._errors import ConfigError, LoginRequired, LoginTimeout
+from ._token import Token, record_skew, token_from_record
 
 CONFIG_DIR_ENV = "LOOPBACK_LOGIN_CONFIG_DIR"
 APP_NAME = "loopback-login"
@@ -58,6 +58,10 @@ class Store:
 
     def token_path(self, name: str) -> str:
         return os.path.join(self.tokens_dir, f"{name}.json")
+
+    def client_credentials_path(self, name: str) -> str:
+        # Its own directory: a profile name may contain dots, so no suffix is safe.
+        return os.path.join(self.tokens_dir, "client-credentials", f"{name}.json")
 
     # --- config.toml ----------------------------------------------------
 
@@ -103,12 +107,12 @@ class Store:
 
     # --- tokens/NAME.json -----------------------------------------------
 
-    def read_record(self, name: str) -> dict[str, Any] | None:
+    def read_record(self, name: str, path: str | None = None) -> dict[str, Any] | None:
         """The stored token record, or ``None`` when there is none.
 
         A file we cannot read or parse is reported as :class:`LoginRequired`.
         """
-        path = self.token_path(name)
+        path = path or self.token_path(name)
         try:
             with open(path, "rb") as file:
                 data = file.read()
@@ -143,17 +147,65 @@ class Store:
                 f"run `loopback-login login {name}` again"
             ) from None
 
-    def write_record(self, name: str, record: Mapping[str, Any]) -> str:
-        path = self.token_path(name)
-        self._write(path, (json.dumps(record, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    def valid_token(self, name: str) -> Token | None:
+        """The stored token when it is good for longer than its skew, else ``None``."""
+        token, record = self.load_token(name)
+        return None if token.is_expired(record_skew(record)) else token
+
+    def write_record(self, name: str, record: Mapping[str, Any], path: str | None = None) -> str:
+        path = path or self.token_path(name)
+        self._write(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
         return path
 
     def delete_record(self, name: str) -> bool:
+        """Delete the profile's tokens (client-credentials cache included); were there any?"""
+        deleted = False
+        for path in (self.token_path(name), self.client_credentials_path(name)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            deleted = True
+        return deleted
+
+    @contextlib.asynccontextmanager
+    async def refresh_lock(self, name: str, *, timeout: float = 120.0) -> AsyncIterator[None]:
+        """Hold the profile's refresh lock: one refresh at a time across processes and threads.
+
+        An OS file lock (``flock`` / ``LockFileEx`` through filelock), polled
+        so the event loop keeps running while another process refreshes.
+        """
+        import asyncio
+
+        from filelock import FileLock, Timeout
+
+        self._ensure_dir(self.root)
+        self._ensure_dir(self.tokens_dir)
+        # The lock file stays: deleting it on release would let two processes
+        # lock two different files of the same name.
+        lock = FileLock(
+            self.token_path(name) + ".lock",
+            mode=0o600,
+            thread_local=False,
+            preserve_lock_file=True,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                lock.acquire(blocking=False)
+                break
+            except Timeout:
+                if loop.time() >= deadline:
+                    raise LoginTimeout(
+                        f"another loopback-login has held the refresh lock of profile {name!r} "
+                        f"for over {timeout:g} s ({lock.lock_file})"
+                    ) from None
+                await asyncio.sleep(0.01)
         try:
-            os.unlink(self.token_path(name))
-        except FileNotFoundError:
-            return False
-        return True
+            yield
+        finally:
+            lock.release()
 
     def profile_names(self) -> list[str]:
         """Every name with a config table or a token file."""

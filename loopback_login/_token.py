@@ -70,6 +70,14 @@ RECORD_SETTINGS = (
 )
 
 
+def record_skew(record: Mapping[str, Any]) -> float:
+    """The refresh skew a record was saved with."""
+    skew = record.get("skew")
+    if isinstance(skew, (int, float)) and not isinstance(skew, bool):
+        return float(skew)
+    return DEFAULT_SKEW
+
+
 def record_from_token(token: Token, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON object stored in ``tokens/NAME.json``."""
     record: dict[str, Any] = {

@@ -141,3 +141,31 @@ def login_args(
         redirect_uri,
         *extra,
     ]
+
+
+def login_home(
+    demo: DemoServer, browser: Browser, *extra: str, provider: str = "honeywell"
+) -> dict[str, Any]:
+    """Log in as profile `home` through the CLI; return the stored record."""
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    demo.register(redirect)
+    args = login_args(demo, redirect, *extra)
+    args[args.index("--provider") + 1] = provider
+    result = run_cli(*args, env=browser.env)
+    assert result.returncode == 0, result.stderr
+    return read_record()
+
+
+def token_path(name: str = "home") -> Path:
+    return Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "tokens" / f"{name}.json"
+
+
+def read_record(name: str = "home") -> dict[str, Any]:
+    return json.loads(token_path(name).read_text())
+
+
+def expire(name: str = "home") -> dict[str, Any]:
+    """Make the stored access token look expired; return the record as it was."""
+    record = read_record(name)
+    token_path(name).write_text(json.dumps({**record, "expires_at": time.time() - 1}))
+    return record

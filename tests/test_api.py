@@ -26,6 +26,12 @@ PUBLIC = [
     "StateMismatch",
     "Token",
     "TokenEndpointError",
+    "client_credentials",
+    "client_credentials_sync",
+    "get_token",
+    "get_token_sync",
+    "refresh",
+    "refresh_sync",
 ]
 
 
@@ -33,6 +39,7 @@ def test_public_names_are_pinned_and_all_resolve() -> None:
     assert sorted(loopback_login.__all__) == PUBLIC
     for name in PUBLIC:
         assert getattr(loopback_login, name).__name__ == name
+    assert sorted(loopback_login.__all__, key=str.lower) == sorted(PUBLIC, key=str.lower)
     with pytest.raises(AttributeError):
         loopback_login.NotAThing  # noqa: B018
 

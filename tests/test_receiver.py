@@ -117,7 +117,7 @@ async def test_receiver_ignores_everything_but_this_logins_callback() -> None:
                     assert response.headers["Referrer-Policy"] == "no-referrer"
             # A preconnect: a connection opened and closed without a request.
             host, port = redirect.removeprefix("http://").split("/")[0].split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            _reader, writer = await asyncio.open_connection(host, int(port))
             writer.close()
             await writer.wait_closed()
             await asyncio.sleep(0.05)

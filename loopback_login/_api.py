@@ -1,0 +1,83 @@
+"""The Python API: async functions and their synchronous twins.
+
+>>> import loopback_login
+>>> token = loopback_login.get_token_sync("home")        # or: await get_token("home")
+>>> requests.get(url, headers=token.header)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._flows import fetch_client_credentials, refresh_stored
+from ._profile import SECRET_ENV, resolve_profile
+from ._store import Store, check_profile_name
+from ._sync import run_sync
+from ._token import Token
+
+
+async def get_token(
+    profile: str, *, client_secret: str | None = None, config_dir: str | None = None
+) -> Token:
+    """A valid access token for ``profile``, refreshed first when it expires within its skew.
+
+    Raises :class:`LoginRequired` when there is no usable token (log in again).
+    """
+    store = Store(config_dir)
+    return await refresh_stored(store, check_profile_name(profile), client_secret=client_secret)
+
+
+async def refresh(
+    profile: str, *, client_secret: str | None = None, config_dir: str | None = None
+) -> Token:
+    """Refresh ``profile``'s access token now, whatever its expiry."""
+    store = Store(config_dir)
+    return await refresh_stored(
+        store, check_profile_name(profile), force=True, client_secret=client_secret
+    )
+
+
+async def client_credentials(
+    profile: str, *, config_dir: str | None = None, **settings: Any
+) -> Token:
+    """A client-credentials token for ``profile``, reused while valid.
+
+    ``settings`` are profile keys (``provider``, ``client_id``, ``client_secret``,
+    ``scope``, ...) that win over the profile's table in ``config.toml``.
+    """
+    store = Store(config_dir)
+    name = check_profile_name(profile)
+    resolved = resolve_profile(
+        name,
+        store.profile_table(name),
+        settings,
+        env_secret=os.environ.get(SECRET_ENV),
+        where=store.config_path,
+    )
+    return await fetch_client_credentials(resolved, store)
+
+
+def get_token_sync(
+    profile: str, *, client_secret: str | None = None, config_dir: str | None = None
+) -> Token:
+    """:func:`get_token` for synchronous code; works inside a running loop (Jupyter) too."""
+    # A valid token needs neither an event loop nor a thread.
+    token = Store(config_dir).valid_token(check_profile_name(profile))
+    if token is not None:
+        return token
+    return run_sync(get_token(profile, client_secret=client_secret, config_dir=config_dir))
+
+
+def refresh_sync(
+    profile: str, *, client_secret: str | None = None, config_dir: str | None = None
+) -> Token:
+    """:func:`refresh` for synchronous code."""
+    return run_sync(refresh(profile, client_secret=client_secret, config_dir=config_dir))
+
+
+def client_credentials_sync(
+    profile: str, *, config_dir: str | None = None, **settings: Any
+) -> Token:
+    """:func:`client_credentials` for synchronous code."""
+    return run_sync(client_credentials(profile, config_dir=config_dir, **settings))
