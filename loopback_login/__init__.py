@@ -31,6 +31,8 @@ __all__ = [
     "client_credentials_sync",
     "get_token",
     "get_token_sync",
+    "login",
+    "login_sync",
     "refresh",
     "refresh_sync",
 ]
@@ -40,6 +42,8 @@ _API = (
     "client_credentials_sync",
     "get_token",
     "get_token_sync",
+    "login",
+    "login_sync",
     "refresh",
     "refresh_sync",
 )
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
         client_credentials_sync,
         get_token,
         get_token_sync,
+        login,
+        login_sync,
         refresh,
         refresh_sync,
     )

@@ -11,10 +11,48 @@ import os
 from typing import Any
 
 from ._flows import fetch_client_credentials, refresh_stored
-from ._profile import SECRET_ENV, resolve_profile
+from ._profile import SECRET_ENV, Profile, resolve_profile
 from ._store import Store, check_profile_name
 from ._sync import run_sync
 from ._token import Token
+
+
+async def login(
+    profile: str,
+    *,
+    paste: bool = False,
+    fallback_paste: bool = False,
+    open_browser: bool = True,
+    timeout: float = 300.0,
+    save: bool = False,
+    config_dir: str | None = None,
+    **settings: Any,
+) -> Token:
+    """Log in through the browser and store the tokens as ``profile``.
+
+    ``settings`` are profile keys (``provider``, ``client_id``, ``redirect_uri``,
+    ``scope``, ...) that win over the profile's table in ``config.toml``;
+    ``save`` writes them there. ``paste=True`` needs no listener: the person
+    pastes the address the browser landed on (in a notebook, into an input box).
+    In a notebook the login URL is shown as a link.
+
+        >>> token = await loopback_login.login("home", provider="honeywell", client_id="...",
+        ...                                    redirect_uri="http://localhost:8080/callback")
+    """
+    from ._flows import login as login_flow
+
+    store = Store(config_dir)
+    resolved = _resolve(store, profile, settings)
+    if save:
+        store.save_profile(resolved.name, {k: v for k, v in settings.items() if v is not None})
+    return await login_flow(
+        resolved,
+        store=store,
+        open_browser=open_browser,
+        paste=paste,
+        fallback_paste=fallback_paste,
+        timeout=timeout,
+    )
 
 
 async def get_token(
@@ -47,15 +85,27 @@ async def client_credentials(
     ``scope``, ...) that win over the profile's table in ``config.toml``.
     """
     store = Store(config_dir)
+    return await fetch_client_credentials(_resolve(store, profile, settings), store)
+
+
+def _resolve(store: Store, profile: str, settings: dict[str, Any]) -> Profile:
     name = check_profile_name(profile)
-    resolved = resolve_profile(
+    return resolve_profile(
         name,
         store.profile_table(name),
         settings,
         env_secret=os.environ.get(SECRET_ENV),
         where=store.config_path,
     )
-    return await fetch_client_credentials(resolved, store)
+
+
+def login_sync(profile: str, **options: Any) -> Token:
+    """:func:`login` for synchronous code; in Jupyter it runs on a worker thread.
+
+    An interrupt (Ctrl-C, the kernel's stop button) cancels the login and
+    frees the redirect port before it returns.
+    """
+    return run_sync(login(profile, **options))
 
 
 def get_token_sync(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -38,6 +39,35 @@ def browser_command(url: str) -> list[tuple[list[str], bool]]:
     return commands
 
 
+def is_wsl(osrelease: str = "/proc/sys/kernel/osrelease") -> bool:
+    """Running under Windows Subsystem for Linux (its kernel names Microsoft)?"""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open(osrelease, encoding="ascii", errors="replace") as file:
+            return "microsoft" in file.read().lower()
+    except OSError:
+        return False
+
+
+def wsl_command(url: str) -> list[str]:
+    """Open ``url`` in the Windows browser from WSL: wslview if installed, else PowerShell.
+
+    Not ``cmd.exe /c start``: cmd.exe would split the URL at its ``&``.
+    """
+    wslview = shutil.which("wslview")
+    if wslview:
+        return [wslview, url]
+    quoted = url.replace("'", "''")  # PowerShell single-quoted string
+    return [
+        "powershell.exe",
+        "-NoProfile",
+        "-NonInteractive",
+        "-Command",
+        f"Start-Process '{quoted}'",
+    ]
+
+
 def no_browser_reason() -> str | None:
     """Why no browser can be opened here, or ``None`` when one probably can.
 
@@ -49,6 +79,8 @@ def no_browser_reason() -> str | None:
         return None
     if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
         return "this is an SSH session"
+    if is_wsl():
+        return None  # the Windows browser, which reaches WSL's loopback ports
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
@@ -64,6 +96,8 @@ def no_browser_reason() -> str | None:
 
 def _launch(url: str) -> bool:
     commands = browser_command(url)
+    if not commands and is_wsl():
+        commands = [(wsl_command(url), True)]
     if not commands:
         import webbrowser
 

@@ -47,11 +47,19 @@ def cmd_login(args: argparse.Namespace) -> int:
     if args.save:
         store.save_profile(profile.name, _given_profile_flags(args))
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
-    from ._flows import NoBrowser, SystemBrowser, login
+    from ._flows import login
+    from ._ui import Terminal
 
-    browser = NoBrowser() if args.no_browser else SystemBrowser()
     token = _run(
-        login(profile, store=store, browser=browser, timeout=args.timeout, progress=_progress)
+        login(
+            profile,
+            store=store,
+            open_browser=not args.no_browser,
+            paste=args.paste,
+            fallback_paste=args.fallback == "paste",
+            timeout=args.timeout,
+            reporter=Terminal(),
+        )
     )
     path = store.token_path(profile.name)
     print(_summary("Logged in", profile.name, profile.provider, token, path))
@@ -181,7 +189,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
     store = Store()
-    token = _run(run_demo(store, timeout=args.timeout, progress=_progress))
+    from ._ui import Terminal
+
+    token = _run(run_demo(store, timeout=args.timeout, reporter=Terminal()))
     print(_summary("Logged in", "demo", "demo", token, store.token_path("demo")))
     return 0
 
@@ -418,8 +428,19 @@ def _parser() -> argparse.ArgumentParser:
 
     login = command("login", cmd_login, "log in through the browser and save the tokens")
     _profile_flags(login)
+    mode = login.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--no-browser", action="store_true", help="print the URL, do not open a browser; listen"
+    )
+    mode.add_argument(
+        "--paste",
+        action="store_true",
+        help="no listener: paste the address the browser landed on (SSH, remote machines)",
+    )
     login.add_argument(
-        "--no-browser", action="store_true", help="print the URL; do not open a browser"
+        "--fallback",
+        choices=("paste",),
+        help="switch to paste mode when no browser can be opened or the port is taken",
     )
     _timeout_flag(login)
 

@@ -29,7 +29,6 @@ import base64
 import hashlib
 import hmac
 import html
-import json
 import re
 import secrets
 import threading
@@ -39,10 +38,15 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ._store import Store
+    from ._token import Token
+    from ._ui import Reporter
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"
@@ -528,17 +532,12 @@ def play_browser(
         )
     while status in (301, 302, 303, 307, 308) and location and len(urls) < 10:
         urls.append(urljoin(urls[-1], location))
-        status, body, location = _fetch(urls[-1], None, timeout)
+        try:
+            status, body, location = _fetch(urls[-1], None, timeout)
+        except urllib.error.URLError:
+            # Nothing listens there (paste mode): the address bar still shows it.
+            return BrowserVisit(urls, 0, "")
     return BrowserVisit(urls, status, body)
-
-
-def callback_params(visit: BrowserVisit) -> dict[str, str]:
-    """The query parameters of the redirect the provider sent the browser to."""
-    return dict(parse_qsl(urlsplit(visit.urls[-1]).query))
-
-
-def dump(visit: BrowserVisit) -> str:
-    return json.dumps({"urls": visit.urls, "status": visit.status, "body": visit.body})
 
 
 # --- `loopback-login demo` ------------------------------------------------------
@@ -547,20 +546,22 @@ def dump(visit: BrowserVisit) -> str:
 class ScriptedBrowser:
     """Plays the person at the browser over HTTP, from a daemon thread (:func:`play_browser`)."""
 
-    def open(self, url: str, progress: Callable[[str], None]) -> None:
+    def unavailable(self) -> str | None:
+        return None
+
+    def open(self, url: str, say: Callable[[str], None]) -> None:
         def run() -> None:
             visit = play_browser(url)
-            progress(
-                f"Demo browser: signed in as {DEMO_USER!r}, allowed access, "
-                f"and was sent back to the redirect URI (page status {visit.status})."
+            say(
+                f"Demo browser: signed in as {DEMO_USER!r}, allowed access, and was sent "
+                f"back to the redirect URI (page status {visit.status})."
             )
 
         threading.Thread(target=run, name="loopback-login-demo-browser", daemon=True).start()
 
 
-async def run_demo(store: Any, *, timeout: float, progress: Callable[[str], None]) -> Any:
+async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token:
     """Start the demo provider on loopback and log in to it as profile ``demo``."""
-    from ._browser import no_browser_reason
     from ._flows import SystemBrowser, login
     from ._profile import resolve_profile
 
@@ -573,7 +574,9 @@ async def run_demo(store: Any, *, timeout: float, progress: Callable[[str], None
         any_loopback_port=True,
     )
     async with RunningDemo(DemoProvider([client])) as demo:
-        progress(f"Demo provider (behaves like Honeywell Home's API) running at {demo.base_url}")
+        reporter.say(
+            f"Demo provider (behaves like Honeywell Home's API) running at {demo.base_url}"
+        )
         profile = resolve_profile(
             "demo",
             None,
@@ -586,22 +589,23 @@ async def run_demo(store: Any, *, timeout: float, progress: Callable[[str], None
                 "scope": "thermostats",
             },
         )
-        reason = no_browser_reason()
-        browser: Any
+        browser: SystemBrowser | ScriptedBrowser = SystemBrowser()
+        reason = browser.unavailable()
         if reason is None:
-            progress(f"Sign in as user {DEMO_USER!r} with password {DEMO_PASSWORD!r}, then allow.")
-            browser = SystemBrowser()
+            reporter.say(
+                f"Sign in as user {DEMO_USER!r} with password {DEMO_PASSWORD!r}, then allow."
+            )
         else:
-            progress(
+            reporter.say(
                 f"No browser can be opened here ({reason}); the demo plays the browser "
                 "itself: it signs in as the demo user and approves the consent page."
             )
             browser = ScriptedBrowser()
         token = await login(
-            profile, store=store, browser=browser, timeout=timeout, progress=progress
+            profile, store=store, browser=browser, timeout=timeout, reporter=reporter
         )
-        await _call_api(demo.base_url, token, client.client_id, progress)
-    progress(
+        await _call_api(demo.base_url, token, client.client_id, reporter.say)
+    reporter.say(
         "The demo provider has stopped; its tokens stay in the store as profile 'demo' "
         "(`loopback-login status`)."
     )

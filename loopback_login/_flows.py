@@ -8,30 +8,35 @@ serving while the person is still looking at the login page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import sys
+import socket
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ._bind import bind, loopback_target
+from ._bind import Listener, bind, loopback_target
 from ._browser import no_browser_reason, open_browser
 from ._errors import (
     ConfigError,
+    InvalidCallback,
     LoginRequired,
     LoginTimeout,
     LoopbackLoginError,
+    PortInUse,
     ProviderError,
     TokenEndpointError,
 )
 from ._profile import SECRET_ENV, Profile
 from ._protocol import (
+    AuthorizeRequest,
     ClientAuth,
     TokenRequest,
     authorization_code_grant,
     authorize_request,
     client_credentials_grant,
     means_login_required,
+    parse_pasted,
     parse_token_response,
     refresh_grant,
     revocation_request,
@@ -40,43 +45,34 @@ from ._protocol import (
 from ._retry import RetryPolicy
 from ._store import Store
 from ._token import Token, record_from_token, record_skew
+from ._ui import Reporter, default_reporter, in_daemon_thread
 
 DEFAULT_TIMEOUT = 300.0
 
-Progress = Callable[[str], None]
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+Say = Callable[[str], None]
 
 
 class Browser(Protocol):
-    """Something that opens a URL for the user; must return at once."""
+    """Something that opens a URL for the person; ``open`` returns at once."""
 
-    def open(self, url: str, progress: Progress) -> None: ...
+    def unavailable(self) -> str | None:
+        """Why it cannot open anything here, or ``None``."""
+        ...
+
+    def open(self, url: str, say: Say) -> None: ...
 
 
 class SystemBrowser:
-    """The user's browser: ``$BROWSER``, else the platform's default."""
+    """The person's browser: ``$BROWSER``, WSL's Windows browser, else the platform's default."""
 
-    def open(self, url: str, progress: Progress) -> None:
-        reason = no_browser_reason()
-        if reason is not None:
-            progress(f"Cannot open a browser here ({reason}): open the URL above yourself.")
-            return
+    def unavailable(self) -> str | None:
+        return no_browser_reason()
+
+    def open(self, url: str, say: Say) -> None:
         open_browser(
             url,
-            on_failure=lambda: progress(
-                "Could not start the browser: open the URL above yourself."
-            ),
+            on_failure=lambda: say("Could not start the browser: open the URL above yourself."),
         )
-
-
-class NoBrowser:
-    """``--no-browser``: the URL is printed, nothing is opened."""
-
-    def open(self, url: str, progress: Progress) -> None:
-        pass
 
 
 async def login(
@@ -84,11 +80,21 @@ async def login(
     *,
     store: Store | None = None,
     browser: Browser | None = None,
+    open_browser: bool = True,
+    paste: bool = False,
+    fallback_paste: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
-    progress: Progress = _stderr,
+    reporter: Reporter | None = None,
 ) -> Token:
-    """Log in through the browser and store the tokens under the profile's name."""
+    """Log in through the browser and store the tokens under the profile's name.
+
+    With ``paste`` there is no listener: the person pastes the address the
+    browser landed on. ``fallback_paste`` switches to that when no browser can
+    be opened here or the redirect port is taken.
+    """
     store = store or Store()
+    reporter = reporter or default_reporter()
+    browser = browser or SystemBrowser()
     if not profile.redirect_uri:
         raise ConfigError(
             f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
@@ -98,58 +104,156 @@ async def login(
         raise ConfigError(
             f"profile {profile.name!r} has no authorize URL: pass --authorize-url or --provider"
         )
-    target = loopback_target(profile.redirect_uri)
-    # Bind before anything else: a busy port ends the login before a browser
-    # opens (the program holding it would receive the code), and a fast
-    # browser never meets a closed port.
-    listener = bind(target)
+    listener = None
+    no_browser = browser.unavailable() if open_browser and not paste else None
+    if not paste:
+        target = loopback_target(profile.redirect_uri)
+        if no_browser is not None and fallback_paste:
+            reporter.say(f"No browser can be opened here ({no_browser}): switching to paste mode.")
+            paste = True
+        else:
+            # Bind before anything else: a busy port ends the login before a
+            # browser opens (the program holding it would receive the code),
+            # and a fast browser never meets a closed port.
+            try:
+                listener = bind(target)
+            except PortInUse as exc:
+                if not fallback_paste:
+                    raise
+                reporter.say(f"{exc}: switching to paste mode.")
+                paste = True
+    elif ":0/" in profile.redirect_uri or profile.redirect_uri.endswith(":0"):
+        raise ConfigError("--paste needs the redirect URI's real port, not port 0")
     try:
         request = authorize_request(
             profile.authorize_url,
             client_id=profile.client_id,
-            redirect_uri=listener.redirect_uri,
+            redirect_uri=listener.redirect_uri if listener else profile.redirect_uri,
             scope=profile.scope,
             pkce=profile.pkce,
             extra_params=profile.authorize_params,
         )
-        progress(f"Open this URL to log in: {request.url}")
-        (browser or SystemBrowser()).open(request.url, progress)
-
-        from ._receiver import Receiver
-
-        async with Receiver(listener, state=request.state, issuer=profile.issuer) as receiver:
-            progress(
-                f"Waiting for the browser to come back to {listener.redirect_uri} "
-                f"(up to {timeout:g} s; Ctrl-C cancels)"
+        if listener is None:
+            code = await _pasted_code(profile, request, reporter, timeout)
+            return await _exchange(profile, store, code, request)
+        reporter.show_url(request.url)
+        if not open_browser:
+            reporter.say(f"Not opening a browser (--no-browser). {_reach_advice(listener)}")
+        elif no_browser is not None:
+            reporter.say(
+                f"No browser can be opened here ({no_browser}). {_reach_advice(listener)}; "
+                "or run again with --paste."
             )
-            try:
-                async with asyncio.timeout(timeout):
-                    code = await receiver.wait()
-            except TimeoutError:
-                raise LoginTimeout(
-                    f"timed out after {timeout:g} s waiting for the browser to come back to "
-                    f"{listener.redirect_uri}; run login again (--timeout sets the wait)"
-                ) from None
-            try:
-                exchange = token_request(
-                    profile.token_url,
-                    authorization_code_grant(code, request.redirect_uri, request.code_verifier),
-                    client_id=profile.client_id,
-                    client_secret=profile.client_secret,
-                    client_auth=profile.client_auth,
-                )
-                # Retried only when the connection failed: a sent code is spent.
-                token = await _request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
-                store.write_record(
-                    profile.name, record_from_token(token, profile.record_settings())
-                )
-            except LoopbackLoginError as exc:
-                receiver.finish(exc, profile=profile.name)
-                raise
-            receiver.finish(None, profile=profile.name)
-        return token
+        else:
+            browser.open(request.url, reporter.say)
+        return await _receive(profile, store, request, listener, reporter, timeout)
     finally:
-        listener.close()
+        if listener is not None:
+            listener.close()
+
+
+def _reach_advice(listener: Listener) -> str:
+    target = listener.target
+    where = f"{target.host}:{listener.port}"
+    hostname = socket.gethostname()
+    user = os.environ.get("USER") or os.environ.get("USERNAME")
+    login_as = f"{user}@{hostname}" if user else hostname
+    return (
+        f"Open the URL in a browser that can reach {where}; from another machine, "
+        f"forward the port first: ssh -L {listener.port}:{target.host}:{listener.port} {login_as}"
+    )
+
+
+async def _receive(
+    profile: Profile,
+    store: Store,
+    request: AuthorizeRequest,
+    listener: Listener,
+    reporter: Reporter,
+    timeout: float,
+) -> Token:
+    # aiohttp is imported only now, while the person looks at the login page.
+    from ._receiver import Receiver
+
+    async with Receiver(listener, state=request.state, issuer=profile.issuer) as receiver:
+        reporter.say(
+            f"Waiting for the browser to come back to {listener.redirect_uri} "
+            f"(up to {timeout:g} s; Ctrl-C cancels)"
+        )
+        countdown = asyncio.ensure_future(reporter.countdown(timeout, "Waiting for the browser"))
+        try:
+            async with asyncio.timeout(timeout):
+                code = await receiver.wait()
+        except TimeoutError:
+            raise LoginTimeout(
+                f"timed out after {timeout:g} s waiting for the browser to come back to "
+                f"{listener.redirect_uri}; run login again (--timeout sets the wait)"
+            ) from None
+        finally:
+            countdown.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await countdown
+        try:
+            token = await _exchange(profile, store, code, request)
+        except LoopbackLoginError as exc:
+            receiver.finish(exc, profile=profile.name)
+            raise
+        receiver.finish(None, profile=profile.name)
+        return token
+
+
+async def _pasted_code(
+    profile: Profile, request: AuthorizeRequest, reporter: Reporter, timeout: float
+) -> str:
+    """Paste mode: the person brings back the address the browser landed on."""
+    reporter.show_url(request.url)
+    reporter.say(
+        f"Log in there. The browser then goes to {request.redirect_uri}, which may not load: "
+        "copy the whole address from the address bar and paste it here (the code alone works "
+        "too)."
+    )
+    refused: InvalidCallback | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    text = await in_daemon_thread(lambda: reporter.ask("Address or code: "))
+                except EOFError:
+                    if refused is not None:
+                        raise refused from None
+                    raise LoginTimeout("cancelled: nothing was pasted") from None
+                try:
+                    return parse_pasted(
+                        text,
+                        expected_state=request.state,
+                        pkce=request.code_verifier is not None,
+                        expected_issuer=profile.issuer,
+                    )
+                except InvalidCallback as exc:
+                    refused = exc
+                    reporter.say(f"Refused: {exc}. Paste the address the login ended on.")
+    except TimeoutError as exc:
+        if isinstance(exc, LoginTimeout):
+            raise  # "cancelled", from inside
+        raise LoginTimeout(
+            f"timed out after {timeout:g} s waiting for the pasted address; run login again "
+            "(--timeout sets the wait)"
+        ) from None
+
+
+async def _exchange(profile: Profile, store: Store, code: str, request: AuthorizeRequest) -> Token:
+    """Trade the code for tokens (RFC 6749 §4.1.3) and store them."""
+    exchange = token_request(
+        profile.token_url,
+        authorization_code_grant(code, request.redirect_uri, request.code_verifier),
+        client_id=profile.client_id,
+        client_secret=profile.client_secret,
+        client_auth=profile.client_auth,
+    )
+    # Retried only when the connection failed: a sent code is spent.
+    token = await _request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
+    store.write_record(profile.name, record_from_token(token, profile.record_settings()))
+    return token
 
 
 async def _request_token(

@@ -200,6 +200,40 @@ def parse_callback(
     return code
 
 
+def parse_pasted(
+    text: str,
+    *,
+    expected_state: str,
+    pkce: bool,
+    expected_issuer: str | None = None,
+    issuer_required: bool = False,
+) -> str:
+    """The code from what the person pasted: the address the browser landed on, or the code.
+
+    An address is checked exactly like a callback (:func:`parse_callback`). A
+    bare code carries no state; it is taken only with PKCE, whose verifier
+    binds the code to this login (RFC 7636 §1, RFC 9700 §4.5.3).
+    """
+    text = text.strip()
+    if not text:
+        raise InvalidCallback("nothing was pasted")
+    if "=" in text or "?" in text:
+        query = text.split("?", 1)[1] if "?" in text else text
+        return parse_callback(
+            query.split("#", 1)[0],
+            expected_state=expected_state,
+            expected_issuer=expected_issuer,
+            issuer_required=issuer_required,
+        )
+    if not pkce:
+        raise InvalidCallback(
+            "paste the whole address, not just the code: without PKCE its state must be checked"
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise InvalidCallback("that does not look like an address or a code")
+    return text
+
+
 # --- token requests ---------------------------------------------------------
 
 

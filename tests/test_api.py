@@ -30,6 +30,8 @@ PUBLIC = [
     "client_credentials_sync",
     "get_token",
     "get_token_sync",
+    "login",
+    "login_sync",
     "refresh",
     "refresh_sync",
 ]

@@ -1,0 +1,138 @@
+"""Talking to the person: the terminal (stderr, stdin) or a notebook (IPython display, input()).
+
+Nothing here touches stdout: it carries only a command's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Reporter(Protocol):
+    """What the login flow needs from the person's side."""
+
+    def say(self, line: str) -> None: ...
+
+    def show_url(self, url: str) -> None: ...
+
+    def ask(self, prompt: str) -> str:
+        """A line typed by the person; ``EOFError`` when there is none to read."""
+        ...
+
+    async def countdown(self, seconds: float, what: str) -> None:
+        """Show the time left until cancelled (a live line, where there is a screen for it)."""
+        ...
+
+
+class Terminal:
+    """stderr for everything said; stdin for answers (read only in paste mode)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream
+
+    @property
+    def stream(self) -> Any:
+        return self._stream or sys.stderr
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def show_url(self, url: str) -> None:
+        self.say(f"Open this URL to log in: {url}")
+
+    def ask(self, prompt: str) -> str:
+        print(prompt, end="", file=self.stream, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            print(file=self.stream, flush=True)  # end the prompt's line
+            raise EOFError
+        return line.strip()
+
+    async def countdown(self, seconds: float, what: str) -> None:
+        stream = self.stream
+        if not (hasattr(stream, "isatty") and stream.isatty()):
+            return  # a log file gets no carriage-return animation
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            while True:
+                left = max(0, int(deadline - loop.time()))
+                stream.write(f"\r\x1b[K{what}: {left // 60}:{left % 60:02d} left (Ctrl-C cancels)")
+                stream.flush()
+                await asyncio.sleep(1)
+        finally:
+            stream.write("\r\x1b[K")
+            stream.flush()
+
+
+class Notebook(Terminal):
+    """In a Jupyter kernel: the URL as a clickable link, the paste as an input box."""
+
+    def show_url(self, url: str) -> None:
+        from IPython.display import HTML, display
+
+        link = html.escape(url, quote=True)
+        display(
+            HTML(
+                f'<p>Log in: <a href="{link}" target="_blank" rel="noopener noreferrer">'
+                "open the login page</a></p>"
+            )
+        )
+        super().show_url(url)
+
+    def ask(self, prompt: str) -> str:
+        return input(prompt).strip()
+
+    async def countdown(self, seconds: float, what: str) -> None:
+        return None  # a cell's output is no terminal: the link and the timeout say enough
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter (IPython) kernel?"""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def default_reporter() -> Reporter:
+    return Notebook() if in_notebook() else Terminal()
+
+
+async def in_daemon_thread(function: Callable[[], T]) -> T:
+    """Run a blocking call (a prompt, a browser) off the loop, in a daemon thread.
+
+    Not the default executor: ``asyncio.run`` joins it at exit, so a prompt
+    nobody answers would hold the program open after a timeout.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (function(), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        # The loop may be gone by now (timed out and closed): nobody is waiting then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="loopback-login-prompt", daemon=True).start()
+    return await future
