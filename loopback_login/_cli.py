@@ -38,12 +38,22 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _warn_secret_flag(args: argparse.Namespace) -> None:
+    """Once the configuration is accepted: a secret in argv is visible to other users."""
+    if getattr(args, "client_secret", None):
+        _progress(
+            "loopback-login: warning: --client-secret is visible to other users of this machine "
+            "(ps) and stays in your shell history; set LOOPBACK_LOGIN_CLIENT_SECRET instead"
+        )
+
+
 # --- commands -------------------------------------------------------------------
 
 
 def cmd_login(args: argparse.Namespace) -> int:
     store = Store()
     profile = _resolve(args, store)
+    _warn_secret_flag(args)
     if args.save:
         store.save_profile(profile.name, _given_profile_flags(args))
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
@@ -72,6 +82,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     store = Store()
     name = check_profile_name(args.profile)
     token, record = store.load_token(name)
+    _warn_secret_flag(args)
     if token.is_expired(record_skew(record)):
         # Only now the heavy part: a valid token is printed from the file alone.
         from ._flows import refresh_stored
@@ -87,6 +98,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     store = Store()
     name = check_profile_name(args.profile)
+    _warn_secret_flag(args)
     token = _run(refresh_stored(store, name, force=True, client_secret=args.client_secret))
     provider = str((store.read_record(name) or {}).get("provider"))
     print(_summary("Refreshed", name, provider, token, store.token_path(name)))
@@ -96,6 +108,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_client_credentials(args: argparse.Namespace) -> int:
     store = Store()
     profile = _resolve(args, store)
+    _warn_secret_flag(args)
     if args.save:
         store.save_profile(profile.name, _given_profile_flags(args))
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
@@ -155,13 +168,14 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
     store = Store()
     name = check_profile_name(args.profile)
-    record = store.read_record(name) if os.path.exists(store.token_path(name)) else None
-    revocable = bool(record and record.get("revocation_url")) and not args.local_only
-    if _run(logout(store, name, client_secret=args.client_secret, revoke=not args.local_only)):
-        how = "revoked at the provider and deleted" if revocable else "deleted"
-        print(f"Logged out of profile {name!r}: tokens {how} ({store.token_path(name)})")
-    else:
+    _warn_secret_flag(args)
+    outcome = _run(
+        logout(store, name, client_secret=args.client_secret, revoke=not args.local_only)
+    )
+    if outcome is None:
         _progress(f"No tokens stored for profile {name!r}; nothing to do.")
+    else:
+        print(f"Logged out of profile {name!r}: tokens {outcome} ({store.token_path(name)})")
     return 0
 
 

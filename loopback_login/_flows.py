@@ -418,49 +418,69 @@ async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
 
 async def logout(
     store: Store, name: str, *, client_secret: str | None = None, revoke: bool = True
-) -> bool:
+) -> str | None:
     """Revoke the profile's tokens where the provider can (RFC 7009), then delete them here.
 
-    Returns whether there was anything to delete. When revocation fails the
-    tokens are deleted all the same and the error says so.
+    Returns what was done ("revoked at the provider and deleted", "deleted"),
+    or ``None`` when nothing was stored. When revocation fails the tokens are
+    deleted all the same and the error says so.
     """
     try:
         record = store.read_record(name)
     except LoginRequired:
         record = None  # unreadable: nothing to revoke, still delete
-    revocation_url = record.get("revocation_url") if record else None
+    revoking = revoke and record is not None and isinstance(record.get("revocation_url"), str)
     failure: ProviderError | None = None
-    if revoke and record is not None and isinstance(revocation_url, str):
-        token = record.get("refresh_token") or record.get("access_token")
-        hint = "refresh_token" if record.get("refresh_token") else "access_token"
-        client_id, client_auth, secret = _record_client(store, name, record, client_secret)
-        if isinstance(token, str):
-            request = revocation_request(
-                revocation_url,
-                token,
-                hint,
-                client_id=client_id,
-                client_secret=secret,
-                client_auth=client_auth,
-            )
-            from ._http import send
-            from ._protocol import parse_error_response
-
-            try:
-                response = await send(
-                    request, policy=RetryPolicy(), retry_statuses=True, resend_after_sent=True
-                )
-                # RFC 7009 §2.2: 200 whether or not the token was still valid.
-                if response.status != 200:
-                    failure = parse_error_response(
-                        response.status, response.reason, response.content_type, response.body
-                    )
-            except ProviderError as exc:
-                failure = exc
+    if revoking:
+        assert record is not None
+        try:
+            await _revoke(store, name, record, client_secret)
+        except ProviderError as exc:
+            failure = exc
     deleted = store.delete_record(name)
     if failure is not None:
         raise ProviderError(
             f"deleted the tokens of profile {name!r} here, but revoking them at the provider "
             f"failed: {failure}"
         )
-    return deleted
+    if not deleted:
+        return None
+    return "revoked at the provider and deleted" if revoking else "deleted"
+
+
+async def _revoke(
+    store: Store, name: str, record: dict[str, object], client_secret: str | None
+) -> None:
+    """RFC 7009: revoke the refresh token (which ends the grant), else the access token."""
+    from ._http import send
+    from ._protocol import parse_error_response
+
+    refresh_token, access_token = record.get("refresh_token"), record.get("access_token")
+    token, hint = (
+        (refresh_token, "refresh_token")
+        if isinstance(refresh_token, str)
+        else (access_token, "access_token")
+    )
+    if not isinstance(token, str):
+        return
+    client_id, client_auth, secret = _record_client(store, name, record, client_secret)
+    request = revocation_request(
+        str(record["revocation_url"]),
+        token,
+        hint,
+        client_id=client_id,
+        client_secret=secret,
+        client_auth=client_auth,
+    )
+    response = await send(
+        request, policy=RetryPolicy(), retry_statuses=True, resend_after_sent=True
+    )
+    # RFC 7009 §2.2: 200 whether or not the token was still valid.
+    if response.status != 200:
+        raise parse_error_response(
+            response.status,
+            response.reason,
+            response.content_type,
+            response.body,
+            endpoint="revocation endpoint",
+        )

@@ -406,7 +406,12 @@ def parse_token_response(
 
 
 def parse_error_response(
-    status: int, reason: str, content_type: str, body: bytes
+    status: int,
+    reason: str,
+    content_type: str,
+    body: bytes,
+    *,
+    endpoint: str = "token endpoint",
 ) -> TokenEndpointError:
     """Turn an error answer of the token endpoint into a one-line error.
 
@@ -434,10 +439,10 @@ def parse_error_response(
                 break
     status_line = f"{status} {_clean(reason, 64)}".strip()
     if error is None:
-        message = f"the token endpoint answered {status_line}"
+        message = f"the {endpoint} answered {status_line}"
     else:
         detail_text = f": {description}" if description else ""
-        message = f"the token endpoint answered {status_line} ({error}{detail_text})"
+        message = f"the {endpoint} answered {status_line} ({error}{detail_text})"
     return TokenEndpointError(message, status=status, error=error, description=description)
 
 

@@ -9,12 +9,13 @@ strings and imports are light: ``token NAME`` goes through here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from ._errors import ConfigError, LoginRequired, LoginTimeout
@@ -45,11 +46,19 @@ def default_root() -> str:
     return str(platformdirs.user_config_path(APP_NAME, appauthor=False))
 
 
-class Store:
-    """The config file and the token records of one user."""
+def _warn(message: str) -> None:
+    print(f"loopback-login: warning: {message}", file=sys.stderr, flush=True)
 
-    def __init__(self, root: str | None = None) -> None:
+
+class Store:
+    """The config file and the token records of one user.
+
+    ``warn`` hears about what was repaired on the way (loose permissions).
+    """
+
+    def __init__(self, root: str | None = None, *, warn: Callable[[str], None] = _warn) -> None:
         self.root = root or default_root()
+        self._warn = warn
         self.config_path = os.path.join(self.root, "config.toml")
         self.tokens_dir = os.path.join(self.root, "tokens")
 
@@ -114,11 +123,16 @@ class Store:
         """
         path = path or self.token_path(name)
         try:
-            with open(path, "rb") as file:
-                data = file.read()
+            data = self._read_private(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                # A symlink planted where our token file belongs: never follow it.
+                raise LoginRequired(
+                    f"{path} is a symbolic link, not a token file; delete it and run "
+                    f"`loopback-login login {name}`"
+                ) from None
             raise LoginRequired(
                 f"cannot read {path} ({exc.strerror}); run `loopback-login login {name}` again"
             ) from None
@@ -223,11 +237,33 @@ class Store:
     # --- files ----------------------------------------------------------
 
     def _ensure_dir(self, path: str) -> None:
+        """Create ``path`` 0700, or make sure an existing one is ours and private."""
         os.makedirs(path, mode=0o700, exist_ok=True)
-        if sys.platform != "win32":
-            mode = os.stat(path).st_mode
-            if stat.S_IMODE(mode) & 0o077:
-                os.chmod(path, 0o700)
+        if sys.platform == "win32":
+            return  # per-user profile directories carry ACLs of their own
+        info = os.stat(path)
+        if info.st_uid != os.getuid():
+            raise ConfigError(f"{path} belongs to another user; refusing to keep secrets there")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(path, 0o700)
+            self._warn(
+                f"{path} was open to other users (mode {stat.S_IMODE(info.st_mode):04o}); "
+                "made it 0700"
+            )
+
+    def _read_private(self, path: str) -> bytes:
+        """Read a token file without following a symlink; tighten its mode if it is loose."""
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as file:
+            if sys.platform != "win32":
+                mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                if mode & 0o077:
+                    os.fchmod(fd, 0o600)
+                    self._warn(
+                        f"{path} was readable by other users (mode {mode:04o}); made it 0600"
+                    )
+            return file.read()
 
     def _write(self, path: str, data: bytes) -> None:
         """Replace ``path`` atomically with ``data``, mode 0600 from the first byte."""

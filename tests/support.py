@@ -169,3 +169,12 @@ def expire(name: str = "home") -> dict[str, Any]:
     record = read_record(name)
     token_path(name).write_text(json.dumps({**record, "expires_at": time.time() - 1}))
     return record
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file as the product would: 0600 in 0700 directories."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)
+    path.parent.parent.chmod(0o700)
+    path.write_text(text)
+    path.chmod(0o600)

@@ -24,6 +24,7 @@ from support import (
     login_args,
     run_cli,
     start_cli,
+    write_private,
 )
 
 from loopback_login._demo import play_browser
@@ -350,8 +351,7 @@ def test_usage_and_config_errors_are_one_line_exit_2(args: list[str], message: s
 
 
 def test_corrupt_token_file_is_login_required(isolated_env: Path) -> None:
-    (isolated_env / "tokens").mkdir(parents=True)
-    (isolated_env / "tokens" / "home.json").write_text("{not json")
+    write_private(isolated_env / "tokens" / "home.json", "{not json")
     result = run_cli("token", "home")
     assert result.returncode == 3
     assert _stderr_lines(result) == [
@@ -363,18 +363,16 @@ def test_corrupt_token_file_is_login_required(isolated_env: Path) -> None:
 
 
 def test_expired_token_is_login_required(isolated_env: Path) -> None:
-    (isolated_env / "tokens").mkdir(parents=True)
     record = {"access_token": "old", "token_type": "Bearer", "expires_at": time.time() - 10}
-    (isolated_env / "tokens" / "home.json").write_text(json.dumps(record))
+    write_private(isolated_env / "tokens" / "home.json", json.dumps(record))
     result = run_cli("token", "home")
     assert result.returncode == 3 and result.stdout == ""
     assert "has expired" in result.stderr
 
 
 def test_token_imports_nothing_heavy(isolated_env: Path) -> None:
-    (isolated_env / "tokens").mkdir(parents=True)
     record = {"access_token": "tok", "token_type": "Bearer", "expires_at": time.time() + 600}
-    (isolated_env / "tokens" / "home.json").write_text(json.dumps(record))
+    write_private(isolated_env / "tokens" / "home.json", json.dumps(record))
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "loopback_login", "token", "home"],
         capture_output=True,

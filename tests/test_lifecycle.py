@@ -234,7 +234,7 @@ def test_failed_revocation_still_deletes_and_says_so(demo: DemoServer, browser: 
     assert result.returncode == 4
     assert _last_line(result).startswith(
         "loopback-login: deleted the tokens of profile 'home' here, but revoking them "
-        "at the provider failed: the token endpoint answered 400"
+        "at the provider failed: the revocation endpoint answered 400"
     )
     assert not token_path().exists()
     assert demo.provider.is_valid_refresh_token(record["refresh_token"])
