@@ -51,8 +51,11 @@ def _warn_secret_flag(args: argparse.Namespace) -> None:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
+    from ._flows import check_login
+
     store = Store()
     profile = _resolve(args, store)
+    check_login(profile, paste=args.paste)
     _warn_secret_flag(args)
     if args.save:
         store.save_profile(profile.name, _given_profile_flags(args))

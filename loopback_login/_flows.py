@@ -14,8 +14,9 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import urlsplit
 
-from ._bind import Listener, bind, loopback_target
+from ._bind import Listener, LoopbackTarget, bind, loopback_target
 from ._browser import no_browser_reason, open_browser
 from ._errors import (
     ConfigError,
@@ -75,6 +76,32 @@ class SystemBrowser:
         )
 
 
+def check_login(profile: Profile, *, paste: bool) -> LoopbackTarget | None:
+    """Refuse a profile that cannot log in; the loopback target to listen on, unless pasting."""
+    if not profile.redirect_uri:
+        raise ConfigError(
+            f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
+            "registered for your app, e.g. http://localhost:8080/callback"
+        )
+    if profile.authorize_url is None:
+        raise ConfigError(
+            f"profile {profile.name!r} has no authorize URL: pass --authorize-url or --provider"
+        )
+    if not paste:
+        return loopback_target(profile.redirect_uri)
+    if urlsplit(profile.redirect_uri).port == 0:
+        raise ConfigError("--paste needs the redirect URI's real port, not port 0")
+    return None
+
+
+def _check_paste_port(target: LoopbackTarget) -> None:
+    if target.port == 0:
+        raise ConfigError(
+            "cannot switch to paste mode: the redirect URI has port 0, which only the listener "
+            "can fill in"
+        )
+
+
 async def login(
     profile: Profile,
     *,
@@ -95,22 +122,13 @@ async def login(
     store = store or Store()
     reporter = reporter or default_reporter()
     browser = browser or SystemBrowser()
-    if not profile.redirect_uri:
-        raise ConfigError(
-            f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
-            "registered for your app, e.g. http://localhost:8080/callback"
-        )
-    if profile.authorize_url is None:
-        raise ConfigError(
-            f"profile {profile.name!r} has no authorize URL: pass --authorize-url or --provider"
-        )
+    target = check_login(profile, paste=paste)
     listener = None
     no_browser = browser.unavailable() if open_browser and not paste else None
-    if not paste:
-        target = loopback_target(profile.redirect_uri)
+    if target is not None:
         if no_browser is not None and fallback_paste:
+            _check_paste_port(target)
             reporter.say(f"No browser can be opened here ({no_browser}): switching to paste mode.")
-            paste = True
         else:
             # Bind before anything else: a busy port ends the login before a
             # browser opens (the program holding it would receive the code),
@@ -120,10 +138,9 @@ async def login(
             except PortInUse as exc:
                 if not fallback_paste:
                     raise
+                _check_paste_port(target)
                 reporter.say(f"{exc}: switching to paste mode.")
-                paste = True
-    elif ":0/" in profile.redirect_uri or profile.redirect_uri.endswith(":0"):
-        raise ConfigError("--paste needs the redirect URI's real port, not port 0")
+    assert profile.authorize_url is not None and profile.redirect_uri is not None
     try:
         request = authorize_request(
             profile.authorize_url,

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Browser, DemoServer, browser_for
+from support import CLIENT_SECRET, Browser, DemoServer, browser_for
 
 _ISOLATED_ENV = (
     "BROWSER",
@@ -30,6 +30,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     config = tmp_path / "config"
     monkeypatch.setenv("LOOPBACK_LOGIN_CONFIG_DIR", str(config))
+    # Where users are told to keep it; tests of the --client-secret flag unset it.
+    monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", CLIENT_SECRET)
     return config
 
 

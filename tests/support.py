@@ -135,8 +135,6 @@ def login_args(
         demo.base_url,
         "--client-id",
         CLIENT_ID,
-        "--client-secret",
-        CLIENT_SECRET,
         "--redirect-uri",
         redirect_uri,
         *extra,

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from support import (
     CLI,
-    CLIENT_SECRET,
     NEUTRAL_CWD,
     DemoServer,
     free_port,
@@ -23,11 +22,6 @@ from support import (
 from loopback_login._demo import play_browser
 
 URL_PREFIX = "Open this URL to log in: "
-
-
-@pytest.fixture(autouse=True)
-def secret_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", CLIENT_SECRET)
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
@@ -56,10 +50,7 @@ def _read_url(process: subprocess.Popen[str]) -> tuple[str, list[str]]:
 def _args(demo: DemoServer, *extra: str, port: int | None = None) -> list[str]:
     redirect = f"http://127.0.0.1:{port or free_port()}/callback"
     demo.register(redirect)
-    args = login_args(demo, redirect, *extra)
-    secret_at = args.index("--client-secret")
-    del args[secret_at : secret_at + 2]
-    return args
+    return login_args(demo, redirect, *extra)
 
 
 def _finish(process: subprocess.Popen[str], pasted: str) -> tuple[str, str]:
@@ -152,9 +143,7 @@ def test_paste_with_stdin_closed_is_cancelled(demo: DemoServer) -> None:
 def test_paste_allows_a_redirect_uri_that_is_not_loopback(demo: DemoServer) -> None:
     redirect = "https://app.example/oauth/callback"
     demo.register(redirect)
-    args = [a for a in login_args(demo, redirect, "--paste") if a != CLIENT_SECRET]
-    args.remove("--client-secret")
-    process = _start(*args)
+    process = _start(*login_args(demo, redirect, "--paste"))
     url, _ = _read_url(process)
     landed = play_browser(url).urls[-1]
     assert landed.startswith(redirect + "?")

@@ -127,13 +127,13 @@ def test_second_login_on_the_same_fixed_port_right_after(
 
 
 def test_saved_profile_and_secret_from_the_environment(
-    demo: DemoServer, browser: Browser, isolated_env: Path
+    demo: DemoServer, browser: Browser, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     redirect = f"http://127.0.0.1:{free_port()}/callback"
     demo.register(redirect)
-    args = [a for a in login_args(demo, redirect) if a not in ("--client-secret", CLIENT_SECRET)]
+    monkeypatch.delenv("LOOPBACK_LOGIN_CLIENT_SECRET")
     env = {**browser.env, "LOOPBACK_LOGIN_CLIENT_SECRET": CLIENT_SECRET}
-    saved = run_cli(*args, "--save", env=env)
+    saved = run_cli(*login_args(demo, redirect), "--save", env=env)
     assert saved.returncode == 0, saved.stderr
     config = isolated_env / "config.toml"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600

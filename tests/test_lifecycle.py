@@ -30,12 +30,6 @@ import loopback_login
 from loopback_login._store import Store
 
 
-@pytest.fixture(autouse=True)
-def secret_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As users are told to: the secret comes from the environment."""
-    monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", CLIENT_SECRET)
-
-
 def _last_line(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr.strip().splitlines()[-1]
 
@@ -177,7 +171,8 @@ def test_secret_from_environment_for_a_profile_saved_without_it(
     demo: DemoServer, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LOOPBACK_LOGIN_CLIENT_SECRET")
-    login_home(demo, browser)  # the secret came from a flag, nothing was saved
+    # The secret comes from a flag and is not saved.
+    login_home(demo, browser, "--client-secret", CLIENT_SECRET)
     expire()
     missing = run_cli("token", "home")
     assert missing.returncode == 2
@@ -190,6 +185,11 @@ def test_secret_from_environment_for_a_profile_saved_without_it(
     expire()
     with_flag = run_cli("token", "home", "--client-secret", CLIENT_SECRET)
     assert with_flag.returncode == 0, with_flag.stderr
+    assert with_flag.stdout == read_record()["access_token"] + "\n"
+    assert with_flag.stderr.splitlines() == [
+        "loopback-login: warning: --client-secret is visible to other users of this machine "
+        "(ps) and stays in your shell history; set LOOPBACK_LOGIN_CLIENT_SECRET instead"
+    ]
 
 
 def test_client_credentials_cached_until_expiry(demo: DemoServer, browser: Browser) -> None:
