@@ -170,7 +170,7 @@ def parse_callback(
 
     state = params.get("state")
     if state is None or not hmac.compare_digest(
-        state.encode("utf-8", "surrogateescape"), expected_state.encode("ascii")
+        state.encode("utf-8", "surrogatepass"), expected_state.encode("utf-8", "surrogatepass")
     ):
         raise StateMismatch(
             "the callback's state is missing or is not this login's "
@@ -467,12 +467,14 @@ def means_login_required(error: TokenEndpointError) -> bool:
 
 # --- helpers ----------------------------------------------------------------
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-
 
 def _clean(text: str, limit: int = 200) -> str:
-    """Text from the network made safe for one terminal line: no control characters, bounded."""
-    text = _UNPRINTABLE.sub(" ", text).strip()
+    """Text from the network made safe for one terminal line, bounded.
+
+    Control characters (escape sequences, newlines) and every other character
+    that does not print (bidi overrides, unassigned code points) become spaces.
+    """
+    text = "".join(ch if ch.isprintable() else " " for ch in text[: limit * 2]).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -489,7 +491,11 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, str):
         try:
             number = float(value.strip())

@@ -122,6 +122,8 @@ class Store:
         A file we cannot read or parse is reported as :class:`LoginRequired`.
         """
         path = path or self.token_path(name)
+        self._check_dir(self.root)
+        self._check_dir(os.path.dirname(path))
         try:
             data = self._read_private(path)
         except FileNotFoundError:
@@ -239,9 +241,16 @@ class Store:
     def _ensure_dir(self, path: str) -> None:
         """Create ``path`` 0700, or make sure an existing one is ours and private."""
         os.makedirs(path, mode=0o700, exist_ok=True)
+        self._check_dir(path)
+
+    def _check_dir(self, path: str) -> None:
+        """An existing directory of secrets must be ours (refused) and private (tightened)."""
         if sys.platform == "win32":
             return  # per-user profile directories carry ACLs of their own
-        info = os.stat(path)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return
         if info.st_uid != os.getuid():
             raise ConfigError(f"{path} belongs to another user; refusing to keep secrets there")
         if stat.S_IMODE(info.st_mode) & 0o077:
