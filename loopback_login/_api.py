@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ._flows import fetch_client_credentials, refresh_stored
-from ._profile import SECRET_ENV, Profile, resolve_profile
+from ._profile import SECRET_ENV, Profile
 from ._store import Store, check_profile_name
 from ._sync import run_sync
 from ._token import Token
@@ -42,7 +42,7 @@ async def login(
     from ._flows import login as login_flow
 
     store = Store(config_dir)
-    resolved = _resolve(store, profile, settings)
+    resolved = await _resolve(store, profile, settings)
     if save:
         store.save_profile(resolved.name, {k: v for k, v in settings.items() if v is not None})
     return await login_flow(
@@ -85,18 +85,14 @@ async def client_credentials(
     ``scope``, ...) that win over the profile's table in ``config.toml``.
     """
     store = Store(config_dir)
-    return await fetch_client_credentials(_resolve(store, profile, settings), store)
+    return await fetch_client_credentials(await _resolve(store, profile, settings), store)
 
 
-def _resolve(store: Store, profile: str, settings: dict[str, Any]) -> Profile:
+async def _resolve(store: Store, profile: str, settings: dict[str, Any]) -> Profile:
+    from ._flows import resolve
+
     name = check_profile_name(profile)
-    return resolve_profile(
-        name,
-        store.profile_table(name),
-        settings,
-        env_secret=os.environ.get(SECRET_ENV),
-        where=store.config_path,
-    )
+    return await resolve(store, name, settings, env_secret=os.environ.get(SECRET_ENV))
 
 
 def login_sync(profile: str, **options: Any) -> Token:

@@ -126,7 +126,7 @@ def cmd_client_credentials(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ._token import token_from_record
+    from ._token import jwt_claims, token_from_record
 
     store = Store()
     if args.profile is not None:
@@ -139,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    rows = [("PROFILE", "PROVIDER", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
+    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
     now = time.time()
     for name in names:
         provider = tables.get(name, {}).get("provider") or "-"
@@ -147,15 +147,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             record = store.read_record(name)
             token = token_from_record(record) if record is not None else None
         except (LoginRequired, ValueError):
-            rows.append((name, str(provider), "unreadable", "-", "-", store.token_path(name)))
+            rows.append((name, str(provider), "-", "unreadable", "-", "-", store.token_path(name)))
             continue
         if record is None or token is None:
-            rows.append((name, str(provider), "not logged in", "-", "-", "-"))
+            rows.append((name, str(provider), "-", "not logged in", "-", "-", "-"))
             continue
         rows.append(
             (
                 name,
                 str(record.get("provider") or provider),
+                str((jwt_claims(token.raw.get("id_token")) or {}).get("sub") or "-"),
                 _expiry(token.expires_at, now),
                 token.scope or "-",
                 "yes" if token.refresh_token else "no",
@@ -220,6 +221,7 @@ _PROFILE_FLAGS = (
     "base_url",
     "authorize_url",
     "token_url",
+    "issuer",
     "client_credentials_url",
     "revocation_url",
     "client_id",
@@ -245,15 +247,16 @@ def _given_profile_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _resolve(args: argparse.Namespace, store: Store) -> Profile:
-    from ._profile import SECRET_ENV, resolve_profile
+    from ._profile import SECRET_ENV, issuer_of, resolve_profile
 
     name = check_profile_name(args.profile)
+    table, flags = store.profile_table(name), _given_profile_flags(args)
+    if issuer_of(table, flags) is not None:
+        from ._flows import resolve
+
+        return _run(resolve(store, name, flags, env_secret=os.environ.get(SECRET_ENV)))  # type: ignore[no-any-return]
     return resolve_profile(
-        name,
-        store.profile_table(name),
-        _given_profile_flags(args),
-        env_secret=os.environ.get(SECRET_ENV),
-        where=store.config_path,
+        name, table, flags, env_secret=os.environ.get(SECRET_ENV), where=store.config_path
     )
 
 
@@ -363,6 +366,7 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--base-url", help="move the preset's endpoints to this base URL")
     add("--authorize-url", help="the authorization endpoint")
     add("--token-url", help="the token endpoint")
+    add("--issuer", help="an OpenID Connect / RFC 8414 issuer: endpoints from its metadata")
     add("--client-credentials-url", help="where client credentials go (default: token URL)")
     add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
     add("--client-id", help="the app's client id (API key)")

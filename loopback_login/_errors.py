@@ -10,6 +10,7 @@ Every error a caller can act on derives from :class:`LoopbackLoginError`; its
     │   ├── AuthorizationError          the provider answered the callback with error=
     │   │   └── AuthorizationDenied     ... with error=access_denied
     │   ├── IssuerMismatch              RFC 9207 iss check failed (mix-up attack?)
+    │   ├── InvalidIdToken              an OIDC id_token failed its checks
     │   ├── TokenEndpointError          the token endpoint answered an error
     │   ├── NetworkError                could not reach the provider
     │   └── PortInUse                   the redirect URI's port is held by another program
@@ -63,6 +64,10 @@ class AuthorizationDenied(AuthorizationError):
 
 class IssuerMismatch(ProviderError):
     """The callback's ``iss`` is not the expected issuer (RFC 9207 §2.4)."""
+
+
+class InvalidIdToken(ProviderError):
+    """The ``id_token`` is not for us, or not for this login (OIDC Core §3.1.3.7)."""
 
 
 class TokenEndpointError(ProviderError):

@@ -35,6 +35,7 @@ from ._protocol import (
     TokenRequest,
     authorization_code_grant,
     authorize_request,
+    check_id_token,
     client_credentials_grant,
     means_login_required,
     parse_pasted,
@@ -192,7 +193,12 @@ async def _receive(
     # aiohttp is imported only now, while the person looks at the login page.
     from ._receiver import Receiver
 
-    async with Receiver(listener, state=request.state, issuer=profile.issuer) as receiver:
+    async with Receiver(
+        listener,
+        state=request.state,
+        issuer=profile.issuer,
+        issuer_required=profile.issuer_required,
+    ) as receiver:
         reporter.say(
             f"Waiting for the browser to come back to {listener.redirect_uri} "
             f"(up to {timeout:g} s; Ctrl-C cancels)"
@@ -245,6 +251,7 @@ async def _pasted_code(
                         expected_state=request.state,
                         pkce=request.code_verifier is not None,
                         expected_issuer=profile.issuer,
+                        issuer_required=profile.issuer_required,
                     )
                 except InvalidCallback as exc:
                     refused = exc
@@ -269,6 +276,15 @@ async def _exchange(profile: Profile, store: Store, code: str, request: Authoriz
     )
     # Retried only when the connection failed: a sent code is spent.
     token = await _request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
+    if request.nonce is not None or "id_token" in token.raw:
+        # OIDC Core §3.1.3.3: asked with openid, the answer carries an id_token.
+        check_id_token(
+            token.raw.get("id_token"),
+            issuer=profile.issuer,
+            client_id=profile.client_id,
+            nonce=request.nonce,
+            now=time.time(),
+        )
     store.write_record(profile.name, record_from_token(token, profile.record_settings()))
     return token
 
@@ -296,6 +312,24 @@ async def _request_token(
         now=now,
         requested_scope=requested_scope,
         previous_refresh_token=previous_refresh_token,
+    )
+
+
+# --- profiles with an issuer --------------------------------------------------------
+
+
+async def resolve(
+    store: Store, name: str, flags: dict[str, object], *, env_secret: str | None
+) -> Profile:
+    """Resolve a profile, reading its issuer's metadata first when it names one (cached)."""
+    from ._discovery import discover
+    from ._profile import issuer_of, resolve_profile
+
+    table = store.profile_table(name)
+    issuer = issuer_of(table, flags)
+    metadata = await discover(issuer, store=store, name=name) if issuer else None
+    return resolve_profile(
+        name, table, flags, env_secret=env_secret, where=store.config_path, metadata=metadata
     )
 
 
@@ -384,6 +418,16 @@ async def refresh_stored(
                     f"({exc.error}); run `loopback-login login {name}` again"
                 ) from None
             raise
+        if "id_token" in fresh.raw:
+            # OIDC Core §12.2: a refreshed id_token keeps its iss and aud.
+            issuer = record.get("issuer")
+            check_id_token(
+                fresh.raw["id_token"],
+                issuer=issuer if isinstance(issuer, str) else None,
+                client_id=client_id,
+                nonce=None,
+                now=time.time(),
+            )
         # Persist before returning: a rotated refresh token that is not saved
         # strands the user at the next refresh.
         store.write_record(name, record_from_token(fresh, record))

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._bind import is_loopback_host
+from ._discovery import Metadata
 from ._errors import ConfigError
 from ._protocol import ClientAuth
 from ._providers import preset
@@ -25,6 +26,7 @@ PROFILE_KEYS = frozenset(
         "base_url",
         "authorize_url",
         "token_url",
+        "issuer",
         "client_credentials_url",
         "revocation_url",
         "client_id",
@@ -60,6 +62,8 @@ class Profile:
     client_credentials_url: str | None = None
     revocation_url: str | None = None
     issuer: str | None = None
+    #: RFC 9207: the provider always sends ``iss``, so a callback without it is refused.
+    issuer_required: bool = False
 
     def record_settings(self) -> dict[str, Any]:
         """The non-secret settings kept in the token record."""
@@ -76,6 +80,19 @@ class Profile:
         }
 
 
+def issuer_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str | None:
+    """The issuer to discover, if the profile names one (flags win)."""
+    issuer = flags.get("issuer") or (table or {}).get("issuer")
+    if issuer is None:
+        return None
+    if not isinstance(issuer, str):
+        raise ConfigError("issuer must be a string")
+    _check_endpoint("issuer", issuer)
+    if urlsplit(issuer).query:
+        raise ConfigError(f"the issuer {issuer!r} must not have a query (RFC 8414 §2)")
+    return issuer
+
+
 def resolve_profile(
     name: str,
     table: Mapping[str, Any] | None,
@@ -83,11 +100,13 @@ def resolve_profile(
     *,
     env_secret: str | None = None,
     where: str = "config.toml",
+    metadata: Metadata | None = None,
 ) -> Profile:
     """Merge the config table and the flags (flags win) into a checked :class:`Profile`.
 
     ``flags`` holds only the flags the user gave. ``env_secret`` is
     ``$LOOPBACK_LOGIN_CLIENT_SECRET``, used when neither gives a secret.
+    ``metadata`` is the discovered metadata of the profile's issuer, if it has one.
     """
     check_profile_name(name)
     table = dict(table or {})
@@ -114,6 +133,10 @@ def resolve_profile(
 
     base_url = merged.get("base_url")
     provider_name = merged.get("provider")
+    if provider_name and merged.get("issuer"):
+        raise ConfigError("give either --provider or --issuer, not both")
+    if merged.get("issuer") and metadata is None:
+        raise ConfigError(f"profile {name!r} names an issuer whose metadata was not read")
     if provider_name:
         provider = preset(provider_name, base_url)
         authorize_url = merged.get("authorize_url") or provider.authorize_url
@@ -123,6 +146,14 @@ def resolve_profile(
         )
         revocation_url = merged.get("revocation_url") or provider.revocation_url
         default_pkce = provider.pkce
+    elif metadata is not None:
+        # Discovered: the metadata fills in what the flags and the table leave open.
+        authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
+        token_url = merged.get("token_url") or metadata.token_endpoint
+        client_credentials_url = merged.get("client_credentials_url") or token_url
+        revocation_url = merged.get("revocation_url") or metadata.revocation_endpoint
+        methods = metadata.code_challenge_methods
+        provider_name, default_pkce = "oidc", methods is None or "S256" in methods
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
@@ -154,7 +185,7 @@ def resolve_profile(
         )
     client_secret = merged.get("client_secret") or env_secret or None
 
-    client_auth_name = merged.get("client_auth") or ("basic" if client_secret else "none")
+    client_auth_name = merged.get("client_auth") or _default_client_auth(client_secret, metadata)
     try:
         client_auth = ClientAuth(client_auth_name)
     except ValueError:
@@ -191,7 +222,19 @@ def resolve_profile(
         authorize_params=merged["authorize_params"],
         client_credentials_url=client_credentials_url,
         revocation_url=revocation_url,
+        issuer=metadata.issuer if metadata is not None else None,
+        issuer_required=metadata is not None and metadata.iss_parameter_supported,
     )
+
+
+def _default_client_auth(secret: str | None, metadata: Metadata | None) -> str:
+    if not secret:
+        return "none"
+    supported = metadata.token_endpoint_auth_methods if metadata else ("client_secret_basic",)
+    # RFC 8414 §2: client_secret_basic unless the provider says otherwise.
+    if "client_secret_basic" not in supported and "client_secret_post" in supported:
+        return "post"
+    return "basic"
 
 
 def _check_endpoint(label: str, url: str) -> None:

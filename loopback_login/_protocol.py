@@ -26,6 +26,7 @@ from ._errors import (
     AuthorizationError,
     ConfigError,
     InvalidCallback,
+    InvalidIdToken,
     IssuerMismatch,
     StateMismatch,
     TokenEndpointError,
@@ -70,6 +71,7 @@ def s256_challenge(verifier: str) -> str:
 # Parameters the flow owns; a profile's extra parameters may not replace them.
 _RESERVED_AUTHORIZE_PARAMS = frozenset(
     {
+        "nonce",
         "response_type",
         "client_id",
         "redirect_uri",
@@ -88,6 +90,8 @@ class AuthorizeRequest:
     redirect_uri: str
     state: str = field(repr=False)
     code_verifier: str | None = field(repr=False)
+    #: OIDC Core §3.1.2.1: sent when ``openid`` is in scope, checked in the id_token.
+    nonce: str | None = field(default=None, repr=False)
 
 
 def authorize_request(
@@ -118,6 +122,10 @@ def authorize_request(
     if pkce:
         verifier = new_code_verifier(token_bytes)
         params += [("code_challenge", s256_challenge(verifier)), ("code_challenge_method", "S256")]
+    nonce = None
+    if scope and "openid" in scope.split():
+        nonce = new_state(token_bytes)
+        params.append(("nonce", nonce))
     for key, value in (extra_params or {}).items():
         if key in _RESERVED_AUTHORIZE_PARAMS:
             raise ConfigError(f"the authorize parameter {key!r} is set by loopback-login itself")
@@ -130,6 +138,7 @@ def authorize_request(
         redirect_uri=redirect_uri,
         state=state,
         code_verifier=verifier,
+        nonce=nonce,
     )
 
 
@@ -403,6 +412,47 @@ def parse_token_response(
         obtained_at=now,
         raw=data,
     )
+
+
+def check_id_token(
+    id_token: object,
+    *,
+    issuer: str | None,
+    client_id: str,
+    nonce: str | None,
+    now: float,
+    leeway: float = 120.0,
+) -> dict[str, Any]:
+    """Check an id_token's claims (OIDC Core §3.1.3.7) and return them.
+
+    The signature is not checked: the token came straight from the token
+    endpoint over TLS, which §3.1.3.7 item 6 allows in its place. Checked:
+    ``iss`` (when the issuer is known), ``aud`` and ``azp``, ``exp``, and the
+    ``nonce`` this login sent (a replayed id_token carries another).
+    """
+    from ._token import jwt_claims
+
+    claims = jwt_claims(id_token)
+    if claims is None:
+        raise InvalidIdToken("the id_token is not a readable JWT")
+    if issuer is not None and claims.get("iss") != issuer:
+        raise InvalidIdToken(f"the id_token was issued by {_clean(str(claims.get('iss')), 100)!r}")
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if client_id not in audiences:
+        raise InvalidIdToken("the id_token is not meant for this client (aud)")
+    if len(audiences) > 1 and claims.get("azp") != client_id:
+        raise InvalidIdToken("the id_token names another authorized party (azp)")
+    expiry = claims.get("exp")
+    if not isinstance(expiry, (int, float)) or isinstance(expiry, bool) or expiry + leeway < now:
+        raise InvalidIdToken("the id_token has expired")
+    sent_back = claims.get("nonce")
+    if nonce is not None and not (
+        isinstance(sent_back, str)
+        and hmac.compare_digest(sent_back.encode("utf-8", "replace"), nonce.encode("utf-8"))
+    ):
+        raise InvalidIdToken("the id_token's nonce is not this login's (a replayed token?)")
+    return claims
 
 
 def parse_error_response(

@@ -68,6 +68,21 @@ class Store:
     def token_path(self, name: str) -> str:
         return os.path.join(self.tokens_dir, f"{name}.json")
 
+    def metadata_path(self, name: str) -> str:
+        return os.path.join(self.root, "metadata", f"{name}.json")
+
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        """The profile's cached provider metadata, or ``None`` (absent or unreadable)."""
+        try:
+            with open(self.metadata_path(name), "rb") as file:
+                data = json.loads(file.read())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_metadata(self, name: str, document: Mapping[str, Any]) -> None:
+        self._write(self.metadata_path(name), json.dumps(document, indent=2).encode("utf-8"))
+
     def client_credentials_path(self, name: str) -> str:
         # Its own directory: a profile name may contain dots, so no suffix is safe.
         return os.path.join(self.tokens_dir, "client-credentials", f"{name}.json")

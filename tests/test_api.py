@@ -15,6 +15,7 @@ PUBLIC = [
     "AuthorizationError",
     "ConfigError",
     "InvalidCallback",
+    "InvalidIdToken",
     "IssuerMismatch",
     "LoginRequired",
     "LoginTimeout",

@@ -97,7 +97,7 @@ def test_full_login_then_token_status_logout(
     status = run_cli("status")
     assert status.returncode == 0
     rows = status.stdout.splitlines()
-    assert rows[0].split()[:5] == ["PROFILE", "PROVIDER", "EXPIRES", "SCOPE", "REFRESH"]
+    assert rows[0].split()[:6] == ["PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH"]
     assert rows[1].startswith("home") and "honeywell" in rows[1] and str(path) in rows[1]
     _assert_no_secrets(status.stdout + status.stderr, access, refresh, CLIENT_SECRET)
 

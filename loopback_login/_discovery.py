@@ -1,0 +1,156 @@
+"""Authorization server metadata: OpenID Connect Discovery 1.0 and RFC 8414.
+
+Parsing is pure; fetching is one GET, cached per profile for a day in
+``metadata/NAME.json`` so that later logins need no round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ._errors import ProviderError
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+CACHE_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a profile takes from the provider's metadata."""
+
+    issuer: str
+    authorization_endpoint: str | None
+    token_endpoint: str
+    revocation_endpoint: str | None = None
+    #: ``None`` when the provider does not say (RFC 8414 §2).
+    code_challenge_methods: tuple[str, ...] | None = None
+    #: RFC 9207 §3: the provider always sends ``iss``; a callback without it is refused.
+    iss_parameter_supported: bool = False
+    #: RFC 8414 §2: absent means client_secret_basic only.
+    token_endpoint_auth_methods: tuple[str, ...] = ("client_secret_basic",)
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where the metadata may be: OIDC Discovery §4, then RFC 8414 §3.1 (path after the suffix)."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    oidc = urlunsplit(
+        (parts.scheme, parts.netloc, f"{path}/.well-known/openid-configuration", "", "")
+    )
+    rfc8414 = urlunsplit(
+        (parts.scheme, parts.netloc, f"/.well-known/oauth-authorization-server{path}", "", "")
+    )
+    return [oidc, rfc8414]
+
+
+def parse_metadata(issuer: str, body: bytes) -> Metadata:
+    """Check and read a metadata document for ``issuer``.
+
+    RFC 8414 §3.3 and OIDC Discovery §4.3: the document's ``issuer`` must be
+    identical to the one asked for, or it is someone else's (a mix-up).
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise ProviderError(f"the metadata of {issuer} is not a JSON object")
+    if data.get("issuer") != issuer:
+        raise ProviderError(
+            f"the metadata found for {issuer} names another issuer "
+            f"({str(data.get('issuer'))[:100]!r}); check --issuer"
+        )
+    token_endpoint = data.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise ProviderError(f"the metadata of {issuer} has no token_endpoint")
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        value = data.get(key)
+        if not isinstance(value, list):
+            return None
+        return tuple(item for item in value if isinstance(item, str))
+
+    def url(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) else None
+
+    return Metadata(
+        issuer=issuer,
+        authorization_endpoint=url("authorization_endpoint"),
+        token_endpoint=token_endpoint,
+        revocation_endpoint=url("revocation_endpoint"),
+        code_challenge_methods=strings("code_challenge_methods_supported"),
+        iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
+        token_endpoint_auth_methods=strings("token_endpoint_auth_methods_supported")
+        or ("client_secret_basic",),
+    )
+
+
+def metadata_to_json(metadata: Metadata) -> dict[str, Any]:
+    return {
+        "issuer": metadata.issuer,
+        "authorization_endpoint": metadata.authorization_endpoint,
+        "token_endpoint": metadata.token_endpoint,
+        "revocation_endpoint": metadata.revocation_endpoint,
+        "code_challenge_methods_supported": (
+            list(metadata.code_challenge_methods)
+            if metadata.code_challenge_methods is not None
+            else None
+        ),
+        "authorization_response_iss_parameter_supported": metadata.iss_parameter_supported,
+        "token_endpoint_auth_methods_supported": list(metadata.token_endpoint_auth_methods),
+    }
+
+
+async def discover(
+    issuer: str, *, store: Store | None = None, name: str | None = None, now: float | None = None
+) -> Metadata:
+    """The provider's metadata: from the profile's cache when fresh, else fetched and cached."""
+    now = time.time() if now is None else now
+    if store is not None and name is not None:
+        cached = store.read_metadata(name)
+        if (
+            cached is not None
+            and cached.get("issuer") == issuer
+            and isinstance(cached.get("fetched_at"), (int, float))
+            and 0 <= now - cached["fetched_at"] < CACHE_SECONDS
+        ):
+            try:
+                return parse_metadata(issuer, json.dumps(cached.get("metadata")).encode())
+            except ProviderError:
+                pass  # a damaged cache is fetched again
+    metadata = await _fetch(issuer)
+    if store is not None and name is not None:
+        store.write_metadata(
+            name, {"issuer": issuer, "fetched_at": now, "metadata": metadata_to_json(metadata)}
+        )
+    return metadata
+
+
+async def _fetch(issuer: str) -> Metadata:
+    import aiohttp
+
+    from ._bind import is_loopback_host
+
+    host = urlsplit(issuer).hostname or ""
+    last = "no answer"
+    try:
+        async with aiohttp.ClientSession(
+            trust_env=not is_loopback_host(host), timeout=aiohttp.ClientTimeout(total=30)
+        ) as session:
+            for url in metadata_urls(issuer):
+                async with session.get(url, headers={"Accept": "application/json"}) as response:
+                    if response.status == 200:
+                        return parse_metadata(issuer, await response.content.read(1 << 20))
+                    last = f"{response.status} {response.reason or ''}".strip()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProviderError(
+            f"could not read the metadata of {issuer}: {type(exc).__name__}"
+        ) from None
+    raise ProviderError(f"the issuer {issuer} publishes no metadata (last answer: {last})")
