@@ -59,8 +59,10 @@ def _require(condition: bool, what: str) -> None:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    # Not session-wide: Playwright's sync API holds an event loop in this thread
+    # while it runs, and the asyncio tests after these need the thread to themselves.
     _require(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
     try:
         from playwright.sync_api import sync_playwright
