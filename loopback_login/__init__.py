@@ -7,7 +7,8 @@ package costs nothing until a name is needed.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # importing the package stays cheap: no typing at run time
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,8 @@ _ELSEWHERE = {"Provider": "._providers", "Token": "._token", **dict.fromkeys(_AP
 _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._api import (
         client_credentials,
         client_credentials_sync,

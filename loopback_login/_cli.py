@@ -13,13 +13,16 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import LoginRequired, LoopbackLoginError
 from ._store import Store, check_profile_name
 
+# `token` must start fast: the typing machinery is for the type checker only.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
     from ._profile import Profile
     from ._token import Token
 
@@ -28,7 +31,37 @@ EXIT_INTERNAL = 1
 EXIT_CANCELLED = 5
 
 
+def _columns() -> int:
+    """Terminal width as shutil.get_terminal_size reads it, without importing shutil."""
+    try:
+        return int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+    except (ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing shutil (argparse makes one per flag)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block: usage errors are the only stderr line.
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -80,19 +113,26 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from ._token import record_skew
+    from ._record import expiring, record_skew
 
     store = Store()
     name = check_profile_name(args.profile)
-    token, record = store.load_token(name)
+    record = store.require_record(name)
     _warn_secret_flag(args)
-    if token.is_expired(record_skew(record)):
-        # Only now the heavy part: a valid token is printed from the file alone.
-        from ._flows import refresh_stored
+    access_token, expires_at = record.get("access_token"), record.get("expires_at")
+    if (
+        isinstance(access_token, str)
+        and access_token
+        and (expires_at is None or isinstance(expires_at, (int, float)))
+        and not expiring(expires_at, record_skew(record))
+    ):
+        # The common case, kept light: one file read, nothing else imported.
+        _print_token(access_token, str(record.get("token_type") or "Bearer"), record, args)
+        return 0
+    from ._flows import refresh_stored
 
-        token = _run(refresh_stored(store, name, client_secret=args.client_secret))
-        record = store.read_record(name) or record
-    _print_token(token, record if args.json else None, header=args.header)
+    token = _run(refresh_stored(store, name, client_secret=args.client_secret))
+    _print_token(token.access_token, token.token_type, store.require_record(name), args)
     return 0
 
 
@@ -118,15 +158,14 @@ def cmd_client_credentials(args: argparse.Namespace) -> int:
     from ._flows import fetch_client_credentials
 
     token = _run(fetch_client_credentials(profile, store))
-    record = None
-    if args.json:
-        record = store.read_record(profile.name, store.client_credentials_path(profile.name))
-    _print_token(token, record, header=args.header)
+    record = store.read_record(profile.name, store.client_credentials_path(profile.name)) or {}
+    _print_token(token.access_token, token.token_type, record, args)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ._token import jwt_claims, token_from_record
+    from ._record import jwt_claims
+    from ._token import token_from_record
 
     store = Store()
     if args.profile is not None:
@@ -303,18 +342,22 @@ def _summary(what: str, name: str, provider: str, token: Token, path: str) -> st
     )
 
 
-def _print_token(token: Token, record: dict[str, Any] | None, *, header: bool) -> None:
-    """Print the access token alone, as a header, or (``record`` given) as JSON."""
-    if record is not None:
+def _print_token(
+    access_token: str, token_type: str, record: dict[str, Any], args: argparse.Namespace
+) -> None:
+    """Print the access token alone, as a header (``--header``), or the record (``--json``)."""
+    from ._record import authorization
+
+    if args.json:
         import json
 
-        from ._token import public_record
+        from ._record import public_record
 
         print(json.dumps(public_record(record), indent=2))
-    elif header:
-        print(f"Authorization: {token.header['Authorization']}")
+    elif args.header:
+        print(f"Authorization: {authorization(token_type, access_token)}")
     else:
-        print(token.access_token)
+        print(access_token)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -428,26 +471,7 @@ def _timeout_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
-    )
-    parser = _Parser(
-        prog=PROG,
-        description="Get OAuth2 tokens through your browser and keep them fresh.",
-        parents=[common],
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> Any:
-        sub = commands.add_parser(name, help=help, description=help, parents=[common])
-        sub.set_defaults(func=func)
-        if name not in ("status", "providers", "demo"):
-            sub.add_argument("profile", metavar="PROFILE")
-        return sub
-
-    login = command("login", cmd_login, "log in through the browser and save the tokens")
+def _login_flags(login: argparse.ArgumentParser) -> None:
     _profile_flags(login)
     mode = login.add_mutually_exclusive_group()
     mode.add_argument(
@@ -465,40 +489,87 @@ def _parser() -> argparse.ArgumentParser:
     )
     _timeout_flag(login)
 
-    token = command("token", cmd_token, "print a valid access token, refreshing it if needed")
+
+def _token_flags(token: argparse.ArgumentParser) -> None:
     _secret_flag(token)
     _token_shape(token, "the token record without the refresh token")
 
-    refresh = command("refresh", cmd_refresh, "refresh the access token now")
-    _secret_flag(refresh)
 
-    credentials = command(
-        "client-credentials",
-        cmd_client_credentials,
-        "print a client-credentials token (cached until it expires)",
-    )
+def _credentials_flags(credentials: argparse.ArgumentParser) -> None:
     _profile_flags(credentials)
     _token_shape(credentials, "the token record")
 
-    status = command("status", cmd_status, "list profiles and their tokens (no secrets)")
+
+def _status_flags(status: argparse.ArgumentParser) -> None:
     status.add_argument("profile", nargs="?", metavar="PROFILE")
 
-    logout = command("logout", cmd_logout, "revoke (where possible) and delete the tokens")
+
+def _logout_flags(logout: argparse.ArgumentParser) -> None:
     _secret_flag(logout)
     logout.add_argument(
         "--local-only", action="store_true", help="only delete them here; do not revoke"
     )
 
-    command("providers", cmd_providers, "list the built-in provider presets")
 
-    demo = command("demo", cmd_demo, "log in to a built-in local demo provider (no account needed)")
-    _timeout_flag(demo)
+def _no_flags(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+#: name: (function, help, its flags, takes a PROFILE)
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[..., None], bool]] = {
+    "login": (cmd_login, "log in through the browser and save the tokens", _login_flags, True),
+    "token": (cmd_token, "print a valid access token, refreshing it if needed", _token_flags, True),
+    "refresh": (cmd_refresh, "refresh the access token now", _secret_flag, True),
+    "client-credentials": (
+        cmd_client_credentials,
+        "print a client-credentials token (cached until it expires)",
+        _credentials_flags,
+        True,
+    ),
+    "status": (cmd_status, "list profiles and their tokens (no secrets)", _status_flags, False),
+    "logout": (cmd_logout, "revoke (where possible) and delete the tokens", _logout_flags, True),
+    "providers": (cmd_providers, "list the built-in provider presets", _no_flags, False),
+    "demo": (
+        cmd_demo,
+        "log in to a built-in local demo provider (no account needed)",
+        _timeout_flag,
+        False,
+    ),
+}
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, that command's flags alone are set up.
+
+    Building every command's flags costs more than all of ``token``'s work,
+    so ``main`` asks only for the command on the command line.
+    """
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Get OAuth2 tokens through your browser and keep them fresh.",
+        parents=[common],
+    )
+    # An explicit prog spares argparse a help formatter (and its imports) at start-up.
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog=PROG)
+    for name, (func, help, add_flags, takes_profile) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help, description=help, parents=[common])
+        sub.set_defaults(func=func)
+        if only is None or only == name:
+            if takes_profile:
+                sub.add_argument("profile", metavar="PROFILE")
+            add_flags(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = _parser(command if command in COMMANDS else None).parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
         return int(args.func(args))

@@ -44,9 +44,10 @@ from ._protocol import (
     revocation_request,
     token_request,
 )
+from ._record import record_skew
 from ._retry import RetryPolicy
 from ._store import Store
-from ._token import Token, record_from_token, record_skew
+from ._token import Token, record_from_token
 from ._ui import Reporter, default_reporter, in_daemon_thread
 
 DEFAULT_TIMEOUT = 300.0

@@ -16,8 +16,8 @@ from ._discovery import Metadata
 from ._errors import ConfigError
 from ._protocol import ClientAuth
 from ._providers import preset
+from ._record import DEFAULT_SKEW
 from ._store import check_profile_name
-from ._token import DEFAULT_SKEW
 
 #: Keys of a ``[profiles.NAME]`` table; the flags have the same names.
 PROFILE_KEYS = frozenset(

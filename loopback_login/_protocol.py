@@ -430,7 +430,7 @@ def check_id_token(
     ``iss`` (when the issuer is known), ``aud`` and ``azp``, ``exp``, and the
     ``nonce`` this login sent (a replayed id_token carries another).
     """
-    from ._token import jwt_claims
+    from ._record import jwt_claims
 
     claims = jwt_claims(id_token)
     if claims is None:

@@ -15,11 +15,16 @@ import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
 
 from ._errors import ConfigError, LoginRequired, LoginTimeout
-from ._token import Token, record_skew, token_from_record
+from ._record import record_skew
+
+TYPE_CHECKING = False  # `token` reads through here: typing only for the type checker
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping
+    from typing import Any
+
+    from ._token import Token
 
 CONFIG_DIR_ENV = "LOOPBACK_LOGIN_CONFIG_DIR"
 APP_NAME = "loopback-login"
@@ -38,12 +43,34 @@ def check_profile_name(name: str) -> str:
 
 
 def default_root() -> str:
+    """``$LOOPBACK_LOGIN_CONFIG_DIR``, else platformdirs' user config directory."""
     override = os.environ.get(CONFIG_DIR_ENV)
     if override:
         return os.path.abspath(os.path.expanduser(override))
+    plain = _plain_xdg_config_root()
+    if plain is not None:
+        return plain
     import platformdirs
 
     return str(platformdirs.user_config_path(APP_NAME, appauthor=False))
+
+
+def _plain_xdg_config_root() -> str | None:
+    """platformdirs' answer on Linux in the plain XDG case, without importing it.
+
+    Importing platformdirs (pathlib, tempfile, shutil) costs more than all the
+    rest of ``loopback-login token``. Only the common case is done here: an
+    absolute ``$XDG_CONFIG_HOME``, else ``$HOME/.config`` with an absolute
+    ``$HOME``; anything else is platformdirs' to answer. A test pins the two equal.
+    """
+    if sys.platform != "linux":
+        return None
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, APP_NAME)
+    if not os.path.isabs(os.environ.get("HOME", "")):
+        return None
+    return os.path.join(os.path.expanduser("~/.config"), APP_NAME)
 
 
 def _warn(message: str) -> None:
@@ -163,13 +190,20 @@ class Store:
             )
         return record
 
-    def load_token(self, name: str) -> tuple[Token, dict[str, Any]]:
-        """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
+    def require_record(self, name: str) -> dict[str, Any]:
+        """The stored token record of profile ``name``; :class:`LoginRequired` when none."""
         record = self.read_record(name)
         if record is None:
             raise LoginRequired(
                 f"no tokens for profile {name!r}; run `loopback-login login {name}`"
             )
+        return record
+
+    def load_token(self, name: str) -> tuple[Token, dict[str, Any]]:
+        """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
+        from ._token import token_from_record
+
+        record = self.require_record(name)
         try:
             return token_from_record(record), record
         except ValueError as exc:

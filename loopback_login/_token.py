@@ -1,17 +1,12 @@
-"""The token value and its on-disk record.
-
-Kept free of heavy imports: ``loopback-login token NAME`` reads a record and
-prints it through this module alone.
-"""
+"""The token value, and the conversion between it and its on-disk record."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_SKEW = 60
+from ._record import DEFAULT_SKEW, RECORD_SETTINGS, authorization, expiring
 
 
 @dataclass(frozen=True, repr=False)
@@ -37,14 +32,12 @@ class Token:
 
         A token without a known lifetime is taken as valid.
         """
-        if self.expires_at is None:
-            return False
-        return (time.time() if now is None else now) + skew >= self.expires_at
+        return expiring(self.expires_at, skew, now)
 
     @property
     def header(self) -> dict[str, str]:
         """The header to send with API requests (RFC 6750 §2.1)."""
-        return {"Authorization": f"{self.token_type} {self.access_token}"}
+        return {"Authorization": authorization(self.token_type, self.access_token)}
 
     def __repr__(self) -> str:
         # Tokens never appear in a repr: reprs end up in logs and tracebacks.
@@ -53,44 +46,6 @@ class Token:
             f"Token(access_token='***', token_type={self.token_type!r}, "
             f"expires_at={self.expires_at!r}, refresh_token={refresh!r}, scope={self.scope!r})"
         )
-
-
-#: The non-secret profile settings a token record carries, so that ``token``,
-#: ``refresh``, ``status`` and ``logout`` work from the token file alone.
-RECORD_SETTINGS = (
-    "profile",
-    "provider",
-    "token_url",
-    "client_credentials_url",
-    "revocation_url",
-    "issuer",
-    "client_id",
-    "client_auth",
-    "skew",
-)
-
-
-def jwt_claims(jwt: object) -> dict[str, Any] | None:
-    """The claims of a JWT (an ``id_token``), decoded without checking its signature."""
-    if not isinstance(jwt, str) or jwt.count(".") != 2:
-        return None
-    import base64
-    import json
-
-    payload = jwt.split(".")[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def record_skew(record: Mapping[str, Any]) -> float:
-    """The refresh skew a record was saved with."""
-    skew = record.get("skew")
-    if isinstance(skew, (int, float)) and not isinstance(skew, bool):
-        return float(skew)
-    return DEFAULT_SKEW
 
 
 def record_from_token(token: Token, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,12 +89,3 @@ def token_from_record(record: Mapping[str, Any]) -> Token:
         obtained_at=float(obtained_at),
         raw=raw,
     )
-
-
-def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record as ``token --json`` shows it: without the refresh token, here or in ``raw``."""
-    shown = {key: value for key, value in record.items() if key != "refresh_token"}
-    raw = shown.get("raw")
-    if isinstance(raw, dict):
-        shown["raw"] = {key: value for key, value in raw.items() if key != "refresh_token"}
-    return shown

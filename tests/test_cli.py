@@ -370,24 +370,44 @@ def test_expired_token_is_login_required(isolated_env: Path) -> None:
     assert "has expired" in result.stderr
 
 
-def test_token_imports_nothing_heavy(isolated_env: Path) -> None:
+def test_token_imports_nothing_heavy(tmp_path: Path) -> None:
+    """DESIGN.md §5: `token` with a valid token reads one file and prints; python -X importtime shows it."""
+    home = tmp_path / "home"
     record = {"access_token": "tok", "token_type": "Bearer", "expires_at": time.time() + 600}
-    write_private(isolated_env / "tokens" / "home.json", json.dumps(record))
+    write_private(home / ".config" / "loopback-login" / "tokens" / "home.json", json.dumps(record))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LOOPBACK_LOGIN_CONFIG_DIR", "XDG_CONFIG_HOME")
+    }
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "loopback_login", "token", "home"],
         capture_output=True,
         text=True,
-        env=os.environ,
+        env={**env, "HOME": str(home)},
         timeout=30,
         cwd=NEUTRAL_CWD,
     )
-    assert result.stdout == "tok\n"
+    assert result.stdout == "tok\n", result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
-    assert "loopback_login._token" in imported  # the probe does see our imports
+    assert "loopback_login._record" in imported  # the probe does see our imports
     heavy = {
         name
         for name in imported
-        if name.split(".")[0] in ("aiohttp", "yarl", "asyncio", "multidict", "tomlkit", "ssl")
+        if name.split(".")[0]
+        in (
+            "aiohttp",
+            "yarl",
+            "asyncio",
+            "multidict",
+            "tomlkit",
+            "ssl",
+            "dataclasses",
+            "platformdirs",
+            "tomllib",
+            "filelock",
+            "shutil",
+        )
     }
     assert heavy == set()
 

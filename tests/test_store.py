@@ -75,3 +75,33 @@ def test_unusable_token_files_mean_login_required(isolated_env: Path, content: b
     Path(store.token_path("home")).write_bytes(content)
     with pytest.raises(LoginRequired, match="run `loopback-login login home` again"):
         store.load_token("home")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HOME": "/home/ann"},
+        {"HOME": "/home/ann/"},
+        {"HOME": "/home/ann", "XDG_CONFIG_HOME": "/xdg/config"},
+        {"HOME": "/home/ann", "XDG_CONFIG_HOME": "relative/config"},
+        {"HOME": "/home/ann", "XDG_CONFIG_HOME": ""},
+        {"HOME": "relative"},
+    ],
+)
+def test_default_directory_is_platformdirs(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path that skips importing platformdirs gives platformdirs' own answer."""
+    import platformdirs
+
+    from loopback_login._store import default_root
+
+    monkeypatch.delenv("LOOPBACK_LOGIN_CONFIG_DIR")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        expected = str(platformdirs.user_config_path("loopback-login", appauthor=False))
+    except RuntimeError:  # platformdirs cannot resolve a home either
+        pytest.skip("no home directory to compare")
+    assert default_root() == expected
