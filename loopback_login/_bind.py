@@ -10,7 +10,7 @@ import errno
 import ipaddress
 import socket
 import sys
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ._errors import ConfigError, PortInUse
@@ -30,8 +30,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class LoopbackTarget:
+class LoopbackTarget(NamedTuple):
     """The parts of a loopback redirect URI that the receiver serves."""
 
     redirect_uri: str
@@ -85,13 +84,18 @@ def loopback_target(redirect_uri: str) -> LoopbackTarget:
     )
 
 
-@dataclass
 class Listener:
     """Bound, listening sockets for one login, and the redirect URI they serve."""
 
-    target: LoopbackTarget
-    port: int
-    sockets: list[socket.socket] = field(repr=False)
+    __slots__ = ("port", "sockets", "target")
+
+    def __init__(self, target: LoopbackTarget, port: int, sockets: list[socket.socket]) -> None:
+        self.target = target
+        self.port = port
+        self.sockets = sockets
+
+    def __repr__(self) -> str:
+        return f"Listener({self.redirect_uri!r}, {len(self.sockets)} sockets)"
 
     @property
     def redirect_uri(self) -> str:

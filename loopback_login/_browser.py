@@ -9,12 +9,12 @@ daemon thread: never on the event loop, never in the default executor (which
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import subprocess
 import sys
 import threading
-from collections.abc import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def browser_command(url: str) -> list[tuple[list[str], bool]]:
@@ -29,6 +29,8 @@ def browser_command(url: str) -> list[tuple[list[str], bool]]:
         if not entry:
             continue
         if "%s" in entry:
+            import shlex
+
             args = shlex.split(entry)
             background = bool(args) and args[-1] == "&"
             if background:
@@ -55,6 +57,8 @@ def wsl_command(url: str) -> list[str]:
 
     Not ``cmd.exe /c start``: cmd.exe would split the URL at its ``&``.
     """
+    import shutil
+
     wslview = shutil.which("wslview")
     if wslview:
         return [wslview, url]
@@ -95,6 +99,8 @@ def no_browser_reason() -> str | None:
 
 
 def _launch(url: str) -> bool:
+    import subprocess  # here, in the browser's thread, not on the way to it
+
     commands = browser_command(url)
     if not commands and is_wsl():
         commands = [(wsl_command(url), True)]

@@ -10,6 +10,7 @@ commands that need them: ``token`` reads one file and prints.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ EXIT_INTERNAL = 1
 EXIT_CANCELLED = 5
 
 
+@functools.cache
 def _columns() -> int:
     """Terminal width as shutil.get_terminal_size reads it, without importing shutil."""
     try:
@@ -84,7 +86,8 @@ def _warn_secret_flag(args: argparse.Namespace) -> None:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from ._flows import check_login
+    from ._start import check_login, start_login
+    from ._ui import Terminal
 
     store = Store()
     profile = _resolve(args, store)
@@ -93,20 +96,21 @@ def cmd_login(args: argparse.Namespace) -> int:
     if args.save:
         store.save_profile(profile.name, _given_profile_flags(args))
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
-    from ._flows import login
-    from ._ui import Terminal
-
-    token = _run(
-        login(
-            profile,
-            store=store,
-            open_browser=not args.no_browser,
-            paste=args.paste,
-            fallback_paste=args.fallback == "paste",
-            timeout=args.timeout,
-            reporter=Terminal(),
-        )
+    reporter = Terminal()
+    # The browser opens first; asyncio and aiohttp load while the person logs in.
+    started = start_login(
+        profile,
+        open_browser=not args.no_browser,
+        paste=args.paste,
+        fallback_paste=args.fallback == "paste",
+        reporter=reporter,
     )
+    with started:
+        from ._flows import finish_login
+
+        token = _run(
+            finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
+        )
     path = store.token_path(profile.name)
     print(_summary("Logged in", profile.name, profile.provider, token, path))
     return 0

@@ -562,8 +562,9 @@ class ScriptedBrowser:
 
 async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token:
     """Start the demo provider on loopback and log in to it as profile ``demo``."""
-    from ._flows import SystemBrowser, login
+    from ._flows import login
     from ._profile import resolve_profile
+    from ._start import SystemBrowser
 
     secret = secrets.token_urlsafe(24)  # a fresh demo app each run: nothing to leak
     redirect_uri = "http://127.0.0.1:0/callback"

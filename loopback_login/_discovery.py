@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ProviderError
 
+TYPE_CHECKING = False  # on the way to the browser: typing only for the type checker
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._store import Store
 
 CACHE_SECONDS = 24 * 3600

@@ -10,21 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
+import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, TypeVar
 
-from ._bind import Listener, LoopbackTarget, bind, loopback_target
-from ._browser import no_browser_reason, open_browser
+from ._bind import Listener
 from ._errors import (
     ConfigError,
     InvalidCallback,
     LoginRequired,
     LoginTimeout,
     LoopbackLoginError,
-    PortInUse,
     ProviderError,
     TokenEndpointError,
 )
@@ -34,7 +31,6 @@ from ._protocol import (
     ClientAuth,
     TokenRequest,
     authorization_code_grant,
-    authorize_request,
     check_id_token,
     client_credentials_grant,
     means_login_required,
@@ -46,62 +42,17 @@ from ._protocol import (
 )
 from ._record import record_skew
 from ._retry import RetryPolicy
+from ._start import Started, start_login
 from ._store import Store
 from ._token import Token, record_from_token
-from ._ui import Reporter, default_reporter, in_daemon_thread
+from ._ui import Reporter, default_reporter
+
+if TYPE_CHECKING:
+    from ._start import Browser
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 300.0
-
-Say = Callable[[str], None]
-
-
-class Browser(Protocol):
-    """Something that opens a URL for the person; ``open`` returns at once."""
-
-    def unavailable(self) -> str | None:
-        """Why it cannot open anything here, or ``None``."""
-        ...
-
-    def open(self, url: str, say: Say) -> None: ...
-
-
-class SystemBrowser:
-    """The person's browser: ``$BROWSER``, WSL's Windows browser, else the platform's default."""
-
-    def unavailable(self) -> str | None:
-        return no_browser_reason()
-
-    def open(self, url: str, say: Say) -> None:
-        open_browser(
-            url,
-            on_failure=lambda: say("Could not start the browser: open the URL above yourself."),
-        )
-
-
-def check_login(profile: Profile, *, paste: bool) -> LoopbackTarget | None:
-    """Refuse a profile that cannot log in; the loopback target to listen on, unless pasting."""
-    if not profile.redirect_uri:
-        raise ConfigError(
-            f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
-            "registered for your app, e.g. http://localhost:8080/callback"
-        )
-    if profile.authorize_url is None:
-        raise ConfigError(
-            f"profile {profile.name!r} has no authorize URL: pass --authorize-url or --provider"
-        )
-    if not paste:
-        return loopback_target(profile.redirect_uri)
-    if urlsplit(profile.redirect_uri).port == 0:
-        raise ConfigError("--paste needs the redirect URI's real port, not port 0")
-    return None
-
-
-def _check_paste_port(target: LoopbackTarget) -> None:
-    if target.port == 0:
-        raise ConfigError(
-            "cannot switch to paste mode: the redirect URI has port 0, which only the listener "
-            "can fill in"
-        )
 
 
 async def login(
@@ -121,66 +72,34 @@ async def login(
     browser landed on. ``fallback_paste`` switches to that when no browser can
     be opened here or the redirect port is taken.
     """
+    reporter = reporter or default_reporter()
+    started = start_login(
+        profile,
+        browser=browser,
+        open_browser=open_browser,
+        paste=paste,
+        fallback_paste=fallback_paste,
+        reporter=reporter,
+    )
+    return await finish_login(profile, started, store=store, timeout=timeout, reporter=reporter)
+
+
+async def finish_login(
+    profile: Profile,
+    started: Started,
+    *,
+    store: Store | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    reporter: Reporter | None = None,
+) -> Token:
+    """Wait for the callback (or the paste) of a started login, exchange the code, store."""
     store = store or Store()
     reporter = reporter or default_reporter()
-    browser = browser or SystemBrowser()
-    target = check_login(profile, paste=paste)
-    listener = None
-    no_browser = browser.unavailable() if open_browser and not paste else None
-    if target is not None:
-        if no_browser is not None and fallback_paste:
-            _check_paste_port(target)
-            reporter.say(f"No browser can be opened here ({no_browser}): switching to paste mode.")
-        else:
-            # Bind before anything else: a busy port ends the login before a
-            # browser opens (the program holding it would receive the code),
-            # and a fast browser never meets a closed port.
-            try:
-                listener = bind(target)
-            except PortInUse as exc:
-                if not fallback_paste:
-                    raise
-                _check_paste_port(target)
-                reporter.say(f"{exc}: switching to paste mode.")
-    assert profile.authorize_url is not None and profile.redirect_uri is not None
-    try:
-        request = authorize_request(
-            profile.authorize_url,
-            client_id=profile.client_id,
-            redirect_uri=listener.redirect_uri if listener else profile.redirect_uri,
-            scope=profile.scope,
-            pkce=profile.pkce,
-            extra_params=profile.authorize_params,
-        )
-        if listener is None:
-            code = await _pasted_code(profile, request, reporter, timeout)
-            return await _exchange(profile, store, code, request)
-        reporter.show_url(request.url)
-        if not open_browser:
-            reporter.say(f"Not opening a browser (--no-browser). {_reach_advice(listener)}")
-        elif no_browser is not None:
-            reporter.say(
-                f"No browser can be opened here ({no_browser}). {_reach_advice(listener)}; "
-                "or run again with --paste."
-            )
-        else:
-            browser.open(request.url, reporter.say)
-        return await _receive(profile, store, request, listener, reporter, timeout)
-    finally:
-        if listener is not None:
-            listener.close()
-
-
-def _reach_advice(listener: Listener) -> str:
-    target = listener.target
-    where = f"{target.host}:{listener.port}"
-    hostname = socket.gethostname()
-    user = os.environ.get("USER") or os.environ.get("USERNAME")
-    login_as = f"{user}@{hostname}" if user else hostname
-    return (
-        f"Open the URL in a browser that can reach {where}; from another machine, "
-        f"forward the port first: ssh -L {listener.port}:{target.host}:{listener.port} {login_as}"
-    )
+    with started:
+        if started.listener is None:
+            code = await _pasted_code(profile, started.request, reporter, timeout)
+            return await _exchange(profile, store, code, started.request)
+        return await _receive(profile, store, started.request, started.listener, reporter, timeout)
 
 
 async def _receive(
@@ -546,3 +465,33 @@ async def _revoke(
             response.body,
             endpoint="revocation endpoint",
         )
+
+
+async def in_daemon_thread(function: Callable[[], T]) -> T:
+    """Run a blocking call (a prompt, a browser) off the loop, in a daemon thread.
+
+    Not the default executor: ``asyncio.run`` joins it at exit, so a prompt
+    nobody answers would hold the program open after a timeout.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (function(), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        # The loop may be gone by now (timed out and closed): nobody is waiting then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="loopback-login-prompt", daemon=True).start()
+    return await future

@@ -7,17 +7,22 @@ from command-line flags, flags winning. Resolution is pure: it reads nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ._bind import is_loopback_host
-from ._discovery import Metadata
 from ._errors import ConfigError
 from ._protocol import ClientAuth
 from ._providers import preset
 from ._record import DEFAULT_SKEW
 from ._store import check_profile_name
+
+TYPE_CHECKING = False  # on the way to the browser: typing only for the type checker
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._discovery import Metadata
 
 #: Keys of a ``[profiles.NAME]`` table; the flags have the same names.
 PROFILE_KEYS = frozenset(
@@ -43,14 +48,13 @@ PROFILE_KEYS = frozenset(
 SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(NamedTuple):
     """Everything needed to log in and to refresh, for one profile."""
 
     name: str
     provider: str
     client_id: str
-    client_secret: str | None = field(repr=False)
+    client_secret: str | None
     redirect_uri: str | None
     authorize_url: str | None
     token_url: str
@@ -58,12 +62,18 @@ class Profile:
     client_auth: ClientAuth = ClientAuth.BASIC
     pkce: bool = True
     skew: float = DEFAULT_SKEW
-    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    authorize_params: Mapping[str, str] = MappingProxyType({})
     client_credentials_url: str | None = None
     revocation_url: str | None = None
     issuer: str | None = None
     #: RFC 9207: the provider always sends ``iss``, so a callback without it is refused.
     issuer_required: bool = False
+
+    def __repr__(self) -> str:
+        # Never the secret: reprs end up in logs and tracebacks.
+        return (
+            f"Profile(name={self.name!r}, provider={self.provider!r}, client_id={self.client_id!r})"
+        )
 
     def record_settings(self) -> dict[str, Any]:
         """The non-secret settings kept in the token record."""

@@ -16,9 +16,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from ._errors import (
@@ -31,9 +29,15 @@ from ._errors import (
     StateMismatch,
     TokenEndpointError,
 )
-from ._token import Token
 
-TokenBytes = Callable[[int], bytes]
+TYPE_CHECKING = False  # on the way to the browser: typing only for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    from ._token import Token
+
+    TokenBytes = Callable[[int], bytes]
 
 
 class ClientAuth(enum.StrEnum):
@@ -73,6 +77,7 @@ _RESERVED_AUTHORIZE_PARAMS = frozenset(
     {
         "nonce",
         "response_type",
+        "scope",  # --scope sets it
         "client_id",
         "redirect_uri",
         "state",
@@ -82,16 +87,19 @@ _RESERVED_AUTHORIZE_PARAMS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class AuthorizeRequest:
+class AuthorizeRequest(NamedTuple):
     """One login attempt: the URL to open and the secrets needed to finish it."""
 
     url: str
     redirect_uri: str
-    state: str = field(repr=False)
-    code_verifier: str | None = field(repr=False)
+    state: str
+    code_verifier: str | None
     #: OIDC Core §3.1.2.1: sent when ``openid`` is in scope, checked in the id_token.
-    nonce: str | None = field(default=None, repr=False)
+    nonce: str | None = None
+
+    def __repr__(self) -> str:
+        # The verifier is a secret until the code is exchanged.
+        return f"AuthorizeRequest(url={self.url!r}, redirect_uri={self.redirect_uri!r})"
 
 
 def authorize_request(
@@ -246,8 +254,7 @@ def parse_pasted(
 # --- token requests ---------------------------------------------------------
 
 
-@dataclass(frozen=True, repr=False)
-class TokenRequest:
+class TokenRequest(NamedTuple):
     """A POST to a token (or revocation) endpoint: URL, headers and form, ready to send."""
 
     url: str
@@ -377,6 +384,8 @@ def parse_token_response(
     ``now + expires_in`` by the local clock, since the provider's ``issued_at``
     (Apigee, milliseconds) is by a clock we do not share; it stays in ``raw``.
     """
+    from ._token import Token
+
     if not 200 <= status < 300:
         raise parse_error_response(status, reason, content_type, body)
     data = _json_object(body)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._errors import ConfigError
 
 HONEYWELL_BASE_URL = "https://api.honeywellhome.com"
 
 
-@dataclass(frozen=True)
-class Provider:
+class Provider(NamedTuple):
     """Where a provider's endpoints are and how it wants to be spoken to."""
 
     name: str

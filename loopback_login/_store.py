@@ -118,17 +118,19 @@ class Store:
 
     def read_config(self) -> dict[str, Any]:
         """The parsed config file; empty when there is none."""
+        try:
+            with open(self.config_path, "rb") as file:
+                text = file.read()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self.config_path}: {exc.strerror}") from None
         import tomllib
 
         try:
-            with open(self.config_path, "rb") as file:
-                config = tomllib.load(file)
-        except FileNotFoundError:
-            return {}
-        except tomllib.TOMLDecodeError as exc:
+            config = tomllib.loads(text.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{self.config_path} is not valid TOML ({exc}); fix it") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {self.config_path}: {exc.strerror}") from None
         profiles = config.get("profiles", {})
         if not isinstance(profiles, dict) or not all(
             isinstance(table, dict) for table in profiles.values()

@@ -5,15 +5,13 @@ Nothing here touches stdout: it carries only a command's result.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import html
 import sys
-import threading
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # the browser opens before typing would have been imported
 
 
 class Reporter(Protocol):
@@ -57,6 +55,8 @@ class Terminal:
         return line.strip()
 
     async def countdown(self, seconds: float, what: str) -> None:
+        import asyncio
+
         stream = self.stream
         if not (hasattr(stream, "isatty") and stream.isatty()):
             return  # a log file gets no carriage-return animation
@@ -77,6 +77,8 @@ class Notebook(Terminal):
     """In a Jupyter kernel: the URL as a clickable link, the paste as an input box."""
 
     def show_url(self, url: str) -> None:
+        import html
+
         from IPython.display import HTML, display
 
         link = html.escape(url, quote=True)
@@ -106,33 +108,3 @@ def in_notebook() -> bool:
 
 def default_reporter() -> Reporter:
     return Notebook() if in_notebook() else Terminal()
-
-
-async def in_daemon_thread(function: Callable[[], T]) -> T:
-    """Run a blocking call (a prompt, a browser) off the loop, in a daemon thread.
-
-    Not the default executor: ``asyncio.run`` joins it at exit, so a prompt
-    nobody answers would hold the program open after a timeout.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        try:
-            outcome: tuple[T | None, BaseException | None] = (function(), None)
-        except BaseException as exc:
-            outcome = (None, exc)
-        # The loop may be gone by now (timed out and closed): nobody is waiting then.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=run, name="loopback-login-prompt", daemon=True).start()
-    return await future

@@ -142,6 +142,8 @@ def test_callback_round_trip(code: str, state: str, description: str) -> None:
                     "response_type",
                     "code_challenge",
                     "code_challenge_method",
+                    "scope",
+                    "nonce",
                 }
             )
         ),

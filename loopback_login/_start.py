@@ -1,0 +1,171 @@
+"""The first moments of a login: check, bind, build the URL, open the browser.
+
+Synchronous and light on imports, so that the browser is asked to open before
+asyncio or aiohttp is imported; connections that arrive meanwhile wait in the
+listen backlog. :mod:`._flows` takes over from :class:`Started`.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from ._bind import Listener, LoopbackTarget, bind, loopback_target
+from ._browser import no_browser_reason, open_browser
+from ._errors import ConfigError, PortInUse
+from ._protocol import AuthorizeRequest, authorize_request
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+    from typing import Protocol
+
+    from ._profile import Profile
+    from ._ui import Reporter
+
+    Say = Callable[[str], None]
+
+    class Browser(Protocol):
+        """Something that opens a URL for the person; ``open`` returns at once."""
+
+        def unavailable(self) -> str | None:
+            """Why it cannot open anything here, or ``None``."""
+
+        def open(self, url: str, say: Say) -> None: ...
+
+
+class SystemBrowser:
+    """The person's browser: ``$BROWSER``, WSL's Windows browser, else the platform's default."""
+
+    def unavailable(self) -> str | None:
+        return no_browser_reason()
+
+    def open(self, url: str, say: Say) -> None:
+        open_browser(
+            url,
+            on_failure=lambda: say("Could not start the browser: open the URL above yourself."),
+        )
+
+
+class Started:
+    """A login under way: its request, and the listener unless in paste mode.
+
+    A context manager that closes the listener, on every path.
+    """
+
+    def __init__(self, request: AuthorizeRequest, listener: Listener | None) -> None:
+        self.request = request
+        self.listener = listener
+
+    def __enter__(self) -> Started:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+
+def check_login(profile: Profile, *, paste: bool) -> LoopbackTarget | None:
+    """Refuse a profile that cannot log in; the loopback target to listen on, unless pasting."""
+    if not profile.redirect_uri:
+        raise ConfigError(
+            f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
+            "registered for your app, e.g. http://localhost:8080/callback"
+        )
+    if profile.authorize_url is None:
+        raise ConfigError(
+            f"profile {profile.name!r} has no authorize URL: pass --authorize-url or --provider"
+        )
+    if not paste:
+        return loopback_target(profile.redirect_uri)
+    if urlsplit(profile.redirect_uri).port == 0:
+        raise ConfigError("--paste needs the redirect URI's real port, not port 0")
+    return None
+
+
+def start_login(
+    profile: Profile,
+    *,
+    browser: Browser | None = None,
+    open_browser: bool = True,
+    paste: bool = False,
+    fallback_paste: bool = False,
+    reporter: Reporter,
+) -> Started:
+    """Bind the redirect port (or choose paste mode), show the URL and open the browser."""
+    browser = browser or SystemBrowser()
+    target = check_login(profile, paste=paste)
+    listener = None
+    no_browser = browser.unavailable() if open_browser and not paste else None
+    if target is not None:
+        if no_browser is not None and fallback_paste:
+            _check_paste_port(target)
+            reporter.say(f"No browser can be opened here ({no_browser}): switching to paste mode.")
+        else:
+            # Bind before anything else: a busy port ends the login before a
+            # browser opens (the program holding it would receive the code),
+            # and a fast browser never meets a closed port.
+            try:
+                listener = bind(target)
+            except PortInUse as exc:
+                if not fallback_paste:
+                    raise
+                _check_paste_port(target)
+                reporter.say(f"{exc}: switching to paste mode.")
+    assert profile.authorize_url is not None and profile.redirect_uri is not None
+    try:
+        request = authorize_request(
+            profile.authorize_url,
+            client_id=profile.client_id,
+            redirect_uri=listener.redirect_uri if listener else profile.redirect_uri,
+            scope=profile.scope,
+            pkce=profile.pkce,
+            extra_params=profile.authorize_params,
+        )
+        if listener is not None:
+            reporter.show_url(request.url)
+            if not open_browser:
+                reporter.say(f"Not opening a browser (--no-browser). {_reach_advice(listener)}")
+            elif no_browser is not None:
+                reporter.say(
+                    f"No browser can be opened here ({no_browser}). {_reach_advice(listener)}; "
+                    "or run again with --paste."
+                )
+            else:
+                browser.open(request.url, reporter.say)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
+    return Started(request, listener)
+
+
+def _check_paste_port(target: LoopbackTarget) -> None:
+    if target.port == 0:
+        raise ConfigError(
+            "cannot switch to paste mode: the redirect URI has port 0, which only the listener "
+            "can fill in"
+        )
+
+
+def _reach_advice(listener: Listener) -> str:
+    import socket
+
+    target = listener.target
+    where = f"{target.host}:{listener.port}"
+    hostname = socket.gethostname()
+    user = os.environ.get("USER") or os.environ.get("USERNAME")
+    login_as = f"{user}@{hostname}" if user else hostname
+    return (
+        f"Open the URL in a browser that can reach {where}; from another machine, "
+        f"forward the port first: ssh -L {listener.port}:{target.host}:{listener.port} {login_as}"
+    )
