@@ -12,6 +12,7 @@ from typing import Any
 
 from ._flows import fetch_client_credentials, refresh_stored
 from ._profile import SECRET_ENV, Profile
+from ._record import record_skew
 from ._store import Store, check_profile_name
 from ._sync import run_sync
 from ._token import Token
@@ -55,6 +56,30 @@ async def login(
     )
 
 
+# (config root, profile) -> (the token file's stat signature, its token, its skew)
+_memory: dict[tuple[str, str], tuple[tuple[int, int, int], Token, float]] = {}
+
+
+def _remembered_token(store: Store, name: str) -> Token | None:
+    """The profile's valid token from memory, re-read only when the file has changed.
+
+    One ``stat`` per call notices another process's refresh (a new file: new
+    inode, mtime and size); a token that expires within its skew is not returned.
+    """
+    try:
+        info = os.stat(store.token_path(name))
+    except OSError:
+        return None
+    signature = (info.st_ino, info.st_mtime_ns, info.st_size)
+    key = (store.root, name)
+    remembered = _memory.get(key)
+    if remembered is None or remembered[0] != signature:
+        token, record = store.load_token(name)
+        remembered = _memory[key] = (signature, token, record_skew(record))
+    _signature, token, skew = remembered
+    return None if token.is_expired(skew) else token
+
+
 async def get_token(
     profile: str, *, client_secret: str | None = None, config_dir: str | None = None
 ) -> Token:
@@ -63,7 +88,10 @@ async def get_token(
     Raises :class:`LoginRequired` when there is no usable token (log in again).
     """
     store = Store(config_dir)
-    return await refresh_stored(store, check_profile_name(profile), client_secret=client_secret)
+    name = check_profile_name(profile)
+    return _remembered_token(store, name) or await refresh_stored(
+        store, name, client_secret=client_secret
+    )
 
 
 async def refresh(
@@ -109,7 +137,7 @@ def get_token_sync(
 ) -> Token:
     """:func:`get_token` for synchronous code; works inside a running loop (Jupyter) too."""
     # A valid token needs neither an event loop nor a thread.
-    token = Store(config_dir).valid_token(check_profile_name(profile))
+    token = _remembered_token(Store(config_dir), check_profile_name(profile))
     if token is not None:
         return token
     return run_sync(get_token(profile, client_secret=client_secret, config_dir=config_dir))

@@ -333,3 +333,20 @@ def test_status_shows_expiry_and_refresh_token(demo: DemoServer, browser: Browse
     assert "(in 29 min)" in row and " yes " in row
     expire()
     assert "(expired)" in run_cli("status").stdout
+
+
+def test_get_token_from_memory_notices_another_process_refresh(
+    demo: DemoServer, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login_home(demo, browser)
+    first = loopback_login.get_token_sync("home")
+
+    def no_loop(*args: object) -> None:
+        raise AssertionError("a valid token needs no event loop and no thread")
+
+    monkeypatch.setattr("loopback_login._api.run_sync", no_loop)
+    assert loopback_login.get_token_sync("home") is first  # from memory
+    # Another process refreshes: the file is replaced, and the next call sees it.
+    assert run_cli("refresh", "home").returncode == 0
+    fresh = loopback_login.get_token_sync("home")
+    assert fresh.access_token == read_record()["access_token"] != first.access_token
