@@ -44,6 +44,8 @@ from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from ._store import Store
     from ._token import Token
     from ._ui import Reporter
@@ -450,20 +452,21 @@ def _without_port(uri: str) -> tuple[str, str, str, str]:
 
 
 class RunningDemo:
-    """A demo provider served on 127.0.0.1 in the current event loop."""
+    """A demo provider served on 127.0.0.1 in the current event loop (over TLS with ``ssl``)."""
 
-    def __init__(self, provider: DemoProvider) -> None:
+    def __init__(self, provider: DemoProvider, *, ssl: SSLContext | None = None) -> None:
         self.provider = provider
         self.base_url = ""
+        self._ssl = ssl
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> RunningDemo:
         self._runner = web.AppRunner(self.provider.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"{'https' if self._ssl else 'http'}://{host}:{port}"
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

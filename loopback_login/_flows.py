@@ -110,7 +110,9 @@ async def _receive(
     reporter: Reporter,
     timeout: float,
 ) -> Token:
-    # aiohttp is imported only now, while the person looks at the login page.
+    # aiohttp is imported only now, while the person looks at the login page,
+    # and the client side too, so that the code is exchanged without delay.
+    from . import _http  # noqa: F401
     from ._receiver import Receiver
 
     async with Receiver(

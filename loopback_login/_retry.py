@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 #: Statuses that say "not now" rather than "no": rate limiting and gateways.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -30,6 +29,8 @@ def retry_after_seconds(value: str | None, *, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

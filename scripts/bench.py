@@ -1,0 +1,405 @@
+#!/usr/bin/env python3
+"""Benchmark loopback-login against google-auth-oauthlib and httpx-auth, in one run.
+
+    python3 scripts/bench.py [--rounds N]
+
+Makes its own virtual environment (scripts/.bench-venv) with this project, the two
+peers and matplotlib, then measures, interleaving the tools round by round, against
+the demo provider over plain http and over TLS (a self-signed certificate):
+
+- login: from the command's start until it has saved the tokens, a scripted browser
+  signing in and consenting (the same script for every tool);
+- start to browser: from the command's start until the browser command starts;
+- redirect to saved: from the browser sending the redirect until the token file is
+  written, against a hand-written aiohttp receiver that does one POST;
+- `loopback-login token NAME` with a valid token against `python -c pass`;
+- `get_token()` in a running process;
+- peak memory (max RSS) of a login;
+- a storm: 32 processes asking for a token that has just expired.
+
+Prints medians and ratios, writes scripts/results/bench.json and bench.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / "scripts" / ".bench-venv"
+RESULTS = ROOT / "scripts" / "results"
+PEERS = ["google-auth-oauthlib", "httpx-auth", "matplotlib"]
+CLIENT_ID = "benchapp"
+SECRET = "benchsecret0123456789"  # alphanumeric: every tool encodes it the same way
+
+# --- the peers, each logging in once and saving the tokens to $OUT -------------------
+
+GOOGLE = """
+import json, os, sys
+from google_auth_oauthlib.flow import InstalledAppFlow
+base, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+flow = InstalledAppFlow.from_client_config(
+    {"installed": {"client_id": "%(client)s", "client_secret": "%(secret)s",
+                   "auth_uri": base + "/oauth2/authorize", "token_uri": base + "/oauth2/token",
+                   "redirect_uris": ["http://127.0.0.1"]}},
+    scopes=["thermostats"])
+credentials = flow.run_local_server(host="127.0.0.1", port=port, open_browser=True)
+with open(out + ".tmp", "w") as file:
+    json.dump({"access_token": credentials.token, "refresh_token": credentials.refresh_token}, file)
+os.replace(out + ".tmp", out)
+""" % {"client": CLIENT_ID, "secret": SECRET}
+
+HTTPX_AUTH = """
+import json, os, sys
+import httpx_auth
+base, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# httpx-auth's PKCE flow has no client secret; its plain code flow sends Basic auth.
+auth = httpx_auth.OAuth2AuthorizationCode(
+    base + "/oauth2/authorize", base + "/oauth2/token", redirect_uri_port=port,
+    redirect_uri_endpoint="callback", client_id="%(client)s", scope="thermostats",
+    username="%(client)s", password="%(secret)s")
+token = auth.request_new_token()
+with open(out + ".tmp", "w") as file:
+    json.dump({"token": list(token)}, file)
+os.replace(out + ".tmp", out)
+""" % {"client": CLIENT_ID, "secret": SECRET}
+
+BASELINE = """
+# The floor: a hand-written aiohttp receiver that does one POST and saves the tokens.
+import asyncio, base64, json, os, secrets, sys, webbrowser
+from urllib.parse import urlencode
+from aiohttp import ClientSession, web
+base, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+redirect = f"http://127.0.0.1:{port}/callback"
+state = secrets.token_urlsafe(32)
+async def main():
+    done = asyncio.get_running_loop().create_future()
+    async def callback(request):
+        if request.query.get("state") != state:
+            return web.Response(status=400)
+        basic = base64.b64encode(b"%(client)s:%(secret)s").decode()
+        async with ClientSession() as session:
+            async with session.post(base + "/oauth2/token", data={
+                "grant_type": "authorization_code", "code": request.query["code"],
+                "redirect_uri": redirect}, headers={"Authorization": "Basic " + basic}) as r:
+                tokens = await r.json()
+        with open(out + ".tmp", "w") as file:
+            json.dump(tokens, file)
+        os.replace(out + ".tmp", out)
+        done.set_result(None)
+        return web.Response(text="ok")
+    app = web.Application()
+    app.router.add_get("/callback", callback)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    webbrowser.open(base + "/oauth2/authorize?" + urlencode({"response_type": "code",
+        "client_id": "%(client)s", "redirect_uri": redirect, "state": state}))
+    await done
+    await runner.cleanup()
+asyncio.run(main())
+""" % {"client": CLIENT_ID, "secret": SECRET}
+
+# The scripted browser: signs in, consents, notes when it sends the redirect.
+BROWSER = """
+import os, sys, time, html, urllib.parse
+from loopback_login._demo import _HIDDEN_REQUEST, _fetch
+url = sys.argv[1]
+status, body, location = _fetch(url, None, 30)
+for form, action in (({"username": "demo", "password": "demo"}, "/oauth2/login"),
+                     ({"decision": "allow"}, "/oauth2/consent")):
+    request_id = html.unescape(_HIDDEN_REQUEST.search(body).group(1))
+    status, body, location = _fetch(urllib.parse.urljoin(url, action), {"request": request_id, **form}, 30)
+with open(os.environ["BENCH_REDIRECT_AT"], "w") as file:
+    file.write(str(time.time_ns()))
+_fetch(location, None, 30)
+"""
+
+MARK = "#!/bin/sh\ndate +%s%N > \"$BENCH_MARK\"\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
+         str(ROOT), *PEERS],
+        check=True,
+    )
+    return python
+
+
+# --- running one command, measured from outside ----------------------------------------
+
+
+def run_measured(argv: list[str], env: dict[str, str], timeout: float = 60) -> tuple[float, float, int]:
+    """(start time ns, seconds to exit, max RSS in KiB) of one command."""
+    started = time.time_ns()
+    process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = (time.time_ns() - started) / 1e9
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} failed: {stderr.strip()[-3000:]}")
+    return started, elapsed, usage.ru_maxrss
+
+
+class Bench:
+    def __init__(self, work: Path, rounds: int) -> None:
+        self.work = work
+        self.rounds = rounds
+        self.python = sys.executable
+        self.cli = str(Path(sys.executable).parent / "loopback-login")
+        for name, source in (("peer_google.py", GOOGLE), ("peer_httpx_auth.py", HTTPX_AUTH),
+                             ("peer_baseline.py", BASELINE), ("bench_browser.py", BROWSER)):
+            (work / name).write_text(textwrap.dedent(source))
+        (work / "mark.sh").write_text(MARK)
+        (work / "mark.sh").chmod(0o755)
+        self.env = {**os.environ, "LOOPBACK_LOGIN_CONFIG_DIR": str(work / "config"),
+                    "LOOPBACK_LOGIN_CLIENT_SECRET": SECRET, "OAUTHLIB_INSECURE_TRANSPORT": "1",
+                    "BENCH_REDIRECT_AT": str(work / "redirect-at")}
+        self.env.pop("DISPLAY", None)
+
+    def command(self, tool: str, base: str, port: int, out: Path) -> list[str]:
+        if tool == "loopback-login":
+            return [self.cli, "login", "bench", "--provider", "demo", "--base-url", base,
+                    "--client-id", CLIENT_ID, "--redirect-uri", f"http://127.0.0.1:{port}/callback",
+                    "--scope", "thermostats"]
+        script = {"google-auth-oauthlib": "peer_google.py", "httpx-auth": "peer_httpx_auth.py",
+                  "aiohttp by hand": "peer_baseline.py"}[tool]
+        return [self.python, str(self.work / script), base, str(port), str(out)]
+
+    def saved_file(self, tool: str, out: Path) -> Path:
+        return self.work / "config" / "tokens" / "bench.json" if tool == "loopback-login" else out
+
+    def login_once(self, tool: str, base: str, port: int) -> dict[str, float]:
+        out = self.work / f"out-{tool}.json"
+        saved = self.saved_file(tool, out)
+        saved.unlink(missing_ok=True)
+        # "&": webbrowser must not wait for the browser command. httpx-auth opens the
+        # browser on its receiver's thread, so a browser command that waits (as this
+        # one does until the page arrives) deadlocks it until the browser times out.
+        browser = f"{self.python} {self.work / 'bench_browser.py'} %s &"
+        started, elapsed, rss = run_measured(self.command(tool, base, port, out),
+                                             {**self.env, "BROWSER": browser})
+        redirect_at = int((self.work / "redirect-at").read_text())
+        return {"login_s": elapsed, "redirect_to_saved_s": (saved.stat().st_mtime_ns - redirect_at) / 1e9,
+                "rss_kib": rss}
+
+    def start_to_browser(self, tool: str, base: str, port: int) -> float:
+        mark = self.work / "mark"
+        mark.unlink(missing_ok=True)
+        env = {**self.env, "BROWSER": str(self.work / "mark.sh"), "BENCH_MARK": str(mark)}
+        started = time.time_ns()
+        process = subprocess.Popen(self.command(tool, base, port, self.work / "unused.json"), env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not (mark.exists() and mark.read_text().strip()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{tool} never opened the browser")
+            time.sleep(0.0002)
+        opened = int(mark.read_text())
+        process.kill()
+        process.wait()
+        return (opened - started) / 1e9
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def inner(rounds: int) -> None:
+    import asyncio
+    import ssl
+    import threading
+
+    from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
+
+    work = Path(tempfile.mkdtemp(prefix="loopback-bench-"))
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    # Every tool trusts the self-signed certificate the way it is told to.
+    os.environ.update({"SSL_CERT_FILE": str(cert), "REQUESTS_CA_BUNDLE": str(cert)})
+
+    tools = ["loopback-login", "google-auth-oauthlib", "httpx-auth", "aiohttp by hand"]
+    ports = {tool: free_port() for tool in tools}
+    redirects = [f"http://127.0.0.1:{p}/callback" for p in ports.values()]
+    redirects.append(f"http://127.0.0.1:{ports['google-auth-oauthlib']}/")
+    redirects.append(f"http://localhost:{ports['httpx-auth']}/callback")
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    providers = {}
+    for transport, tls in (("http", None), ("https", context)):
+        # Any loopback port (RFC 8252 §7.3): each login gets a fresh port, since
+        # google-auth-oauthlib cannot bind a port again while it is in TIME_WAIT.
+        provider = DemoProvider([DemoClient(CLIENT_ID, SECRET, tuple(redirects), any_loopback_port=True)])
+        running = RunningDemo(provider, ssl=tls)
+        asyncio.run_coroutine_threadsafe(running.__aenter__(), loop).result(10)
+        providers[transport] = (provider, running.base_url)
+
+    bench = Bench(work, rounds)
+    logins: dict[str, dict[str, list[dict[str, float]]]] = {t: {tool: [] for tool in tools} for t in providers}
+    starts: dict[str, list[float]] = {tool: [] for tool in tools}
+    for round_number in range(rounds):
+        for transport, (_provider, base) in providers.items():
+            for tool in tools:
+                logins[transport][tool].append(bench.login_once(tool, base, free_port()))
+        for tool in tools:
+            starts[tool].append(bench.start_to_browser(tool, providers["http"][1], free_port()))
+        print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
+
+    # `token` with a valid token, against a bare interpreter, interleaved.
+    token_runs: dict[str, list[float]] = {"python -c pass": [], "loopback-login token": []}
+    for _ in range(max(30, rounds * 5)):
+        token_runs["python -c pass"].append(run_measured([bench.python, "-c", "pass"], bench.env)[1])
+        token_runs["loopback-login token"].append(
+            run_measured([bench.cli, "token", "bench"], bench.env)[1])
+
+    # get_token() in a running process.
+    code = ("import timeit, loopback_login; loopback_login.get_token_sync('bench');"
+            "print(min(timeit.repeat(lambda: loopback_login.get_token_sync('bench'), number=2000, repeat=5)) / 2000)")
+    get_token_s = float(subprocess.run([bench.python, "-c", code], env=bench.env, check=True,
+                                       capture_output=True, text=True).stdout)
+
+    # 32 processes, a token that has just expired.
+    record_path = work / "config" / "tokens" / "bench.json"
+    record = json.loads(record_path.read_text())
+    record["expires_at"] = time.time() - 1
+    record_path.write_text(json.dumps(record))
+    def refreshes() -> int:
+        return sum(p.requests["refresh_token"] for p, _base in providers.values())
+
+    before = refreshes()
+    storm_started = time.monotonic()
+    storm = [subprocess.Popen([bench.cli, "token", "bench"], env=bench.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(32)]
+    outputs = [process.communicate(timeout=120) for process in storm]
+    storm_s = time.monotonic() - storm_started
+    storm_result = {
+        "processes": 32,
+        "failed": sum(process.returncode != 0 for process in storm),
+        "distinct_tokens": len({stdout for stdout, _ in outputs}),
+        "refresh_requests": refreshes() - before,
+        "wall_s": storm_s,
+    }
+
+    report(tools, logins, starts, token_runs, get_token_s, storm_result, rounds)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def report(tools, logins, starts, token_runs, get_token_s, storm, rounds) -> None:  # noqa: ANN001
+    ours = "loopback-login"
+    summary: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+                   f"{platform.release()}, Python {platform.python_version()}",
+        "rounds": rounds,
+        "login_s": {}, "redirect_to_saved_s": {}, "rss_mib": {}, "start_to_browser_s": {},
+    }
+    lines = [f"machine: {summary['machine']}; medians of {rounds} interleaved rounds", ""]
+    lines.append(f"{'metric':34} " + " ".join(f"{tool:>21}" for tool in tools))
+    for transport, results in logins.items():
+        for metric, scale, unit in (("login_s", 1000, "ms"), ("redirect_to_saved_s", 1000, "ms"),
+                                    ("rss_kib", 1 / 1024, "MiB")):
+            values = {tool: median([r[metric] for r in results[tool]]) * scale for tool in tools}
+            key = metric if metric != "rss_kib" else "rss_mib"
+            summary[key][transport] = values  # type: ignore[index]
+            cells = []
+            for tool in tools:
+                ratio = values[tool] / values[ours]
+                cells.append(f"{values[tool]:8.1f} {unit:>3} ({ratio:4.2f}x)")
+            label = {"login_s": "login", "redirect_to_saved_s": "redirect to saved",
+                     "rss_kib": "peak memory"}[metric]
+            lines.append(f"{label + ', ' + transport:34} " + " ".join(f"{c:>21}" for c in cells))
+    starts_ms = {tool: median(starts[tool]) * 1000 for tool in tools}
+    summary["start_to_browser_s"] = {tool: v / 1000 for tool, v in starts_ms.items()}
+    bare = median(token_runs["python -c pass"]) * 1000
+    token = median(token_runs["loopback-login token"]) * 1000
+    lines.append(f"{'start to browser':34} " + " ".join(
+        f"{f'{starts_ms[t]:8.1f} ms ({starts_ms[t] / bare:4.1f}x py)':>21}" for t in tools))
+    lines += [
+        "",
+        f"python -c pass: {bare:.1f} ms; loopback-login token (valid): {token:.1f} ms = {token / bare:.2f}x",
+        f"loopback-login start to browser: {starts_ms[ours]:.1f} ms = {starts_ms[ours] / bare:.2f}x python -c pass",
+        f"redirect to tokens saved, http: {summary['redirect_to_saved_s']['http'][ours]:.1f} ms vs aiohttp by hand "  # type: ignore[index]
+        f"{summary['redirect_to_saved_s']['http']['aiohttp by hand']:.1f} ms; https: "  # type: ignore[index]
+        f"{summary['redirect_to_saved_s']['https'][ours]:.1f} ms vs "  # type: ignore[index]
+        f"{summary['redirect_to_saved_s']['https']['aiohttp by hand']:.1f} ms",  # type: ignore[index]
+        f"get_token() in process, valid token: {get_token_s * 1e6:.1f} us",
+        f"storm: {storm['processes']} processes, {storm['failed']} failed, "
+        f"{storm['distinct_tokens']} distinct token(s), {storm['refresh_requests']} refresh request(s), "
+        f"{storm['wall_s'] * 1000:.0f} ms",
+    ]
+    summary.update({"python_c_pass_s": bare / 1000, "token_cold_s": token / 1000,
+                    "get_token_s": get_token_s, "storm": storm})
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / "bench.txt").write_text(text + "\n")
+    chart(tools, summary, bare, token)
+
+
+def chart(tools, summary, bare, token) -> None:  # noqa: ANN001
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    colours = ["#1a7f37", "#8c8c8c", "#b0b0b0", "#d0d0d0"]
+    for axis, (title, values) in zip(axes, (
+        ("login, http (ms)", summary["login_s"]["http"]),
+        ("login, TLS (ms)", summary["login_s"]["https"]),
+        ("start to browser (ms)", {t: v * 1000 for t, v in summary["start_to_browser_s"].items()}),
+    ), strict=True):
+        axis.barh(list(values), list(values.values()), color=colours)
+        axis.set_title(title)
+        axis.invert_yaxis()
+    axes[2].axvline(bare, color="black", linestyle=":", label=f"python -c pass {bare:.0f} ms")
+    axes[2].legend(loc="lower right", fontsize=8)
+    figure.suptitle(f"loopback-login vs peers ({summary['machine']}); token cold start {token:.0f} ms")
+    figure.tight_layout()
+    figure.savefig(RESULTS / "bench.png", dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        inner(args.rounds)
+        return
+    python = ensure_venv()
+    os.execv(str(python), [str(python), __file__, "--inner", "--rounds", str(args.rounds)])
+
+
+if __name__ == "__main__":
+    main()
