@@ -126,7 +126,7 @@ with open(os.environ["BENCH_REDIRECT_AT"], "w") as file:
 _fetch(location, None, 30)
 """
 
-MARK = "#!/bin/sh\ndate +%s%N > \"$BENCH_MARK\"\n"
+MARK = '#!/bin/sh\ndate +%s%N > "$BENCH_MARK"\n'
 
 
 def free_port() -> int:
@@ -140,8 +140,16 @@ def ensure_venv() -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
-         str(ROOT), *PEERS],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-qq",
+            "--disable-pip-version-check",
+            str(ROOT),
+            *PEERS,
+        ],
         check=True,
     )
     return python
@@ -150,20 +158,33 @@ def ensure_venv() -> Path:
 # --- running one command, measured from outside ----------------------------------------
 
 
-def run_measured(argv: list[str], env: dict[str, str], timeout: float = 60) -> tuple[float, float, int]:
-    """(start time ns, seconds to exit, max RSS in KiB) of one command."""
+def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(start time ns, seconds to exit, peak RSS in KiB) of one command.
+
+    The peak is the process's own VmHWM, sampled until it exits: not wait4's
+    ru_maxrss, which would also count the browser process it waited for.
+    """
     started = time.time_ns()
-    process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    peak = 0
+    status_file = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            for line in status_file.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.002)
     elapsed = (time.time_ns() - started) / 1e9
     stderr = process.stderr.read().decode() if process.stderr else ""
     if process.stderr:
         process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{argv[:3]} failed: {stderr.strip()[-3000:]}")
-    return started, elapsed, usage.ru_maxrss
+    return started, elapsed, peak
 
 
 class Bench:
@@ -172,23 +193,46 @@ class Bench:
         self.rounds = rounds
         self.python = sys.executable
         self.cli = str(Path(sys.executable).parent / "loopback-login")
-        for name, source in (("peer_google.py", GOOGLE), ("peer_httpx_auth.py", HTTPX_AUTH),
-                             ("peer_baseline.py", BASELINE), ("bench_browser.py", BROWSER)):
+        for name, source in (
+            ("peer_google.py", GOOGLE),
+            ("peer_httpx_auth.py", HTTPX_AUTH),
+            ("peer_baseline.py", BASELINE),
+            ("bench_browser.py", BROWSER),
+        ):
             (work / name).write_text(textwrap.dedent(source))
         (work / "mark.sh").write_text(MARK)
         (work / "mark.sh").chmod(0o755)
-        self.env = {**os.environ, "LOOPBACK_LOGIN_CONFIG_DIR": str(work / "config"),
-                    "LOOPBACK_LOGIN_CLIENT_SECRET": SECRET, "OAUTHLIB_INSECURE_TRANSPORT": "1",
-                    "BENCH_REDIRECT_AT": str(work / "redirect-at")}
+        self.env = {
+            **os.environ,
+            "LOOPBACK_LOGIN_CONFIG_DIR": str(work / "config"),
+            "LOOPBACK_LOGIN_CLIENT_SECRET": SECRET,
+            "OAUTHLIB_INSECURE_TRANSPORT": "1",
+            "BENCH_REDIRECT_AT": str(work / "redirect-at"),
+        }
         self.env.pop("DISPLAY", None)
 
     def command(self, tool: str, base: str, port: int, out: Path) -> list[str]:
         if tool == "loopback-login":
-            return [self.cli, "login", "bench", "--provider", "demo", "--base-url", base,
-                    "--client-id", CLIENT_ID, "--redirect-uri", f"http://127.0.0.1:{port}/callback",
-                    "--scope", "thermostats"]
-        script = {"google-auth-oauthlib": "peer_google.py", "httpx-auth": "peer_httpx_auth.py",
-                  "aiohttp by hand": "peer_baseline.py"}[tool]
+            return [
+                self.cli,
+                "login",
+                "bench",
+                "--provider",
+                "demo",
+                "--base-url",
+                base,
+                "--client-id",
+                CLIENT_ID,
+                "--redirect-uri",
+                f"http://127.0.0.1:{port}/callback",
+                "--scope",
+                "thermostats",
+            ]
+        script = {
+            "google-auth-oauthlib": "peer_google.py",
+            "httpx-auth": "peer_httpx_auth.py",
+            "aiohttp by hand": "peer_baseline.py",
+        }[tool]
         return [self.python, str(self.work / script), base, str(port), str(out)]
 
     def saved_file(self, tool: str, out: Path) -> Path:
@@ -202,20 +246,28 @@ class Bench:
         # browser on its receiver's thread, so a browser command that waits (as this
         # one does until the page arrives) deadlocks it until the browser times out.
         browser = f"{self.python} {self.work / 'bench_browser.py'} %s &"
-        started, elapsed, rss = run_measured(self.command(tool, base, port, out),
-                                             {**self.env, "BROWSER": browser})
+        started, elapsed, rss = run_measured(
+            self.command(tool, base, port, out), {**self.env, "BROWSER": browser}
+        )
         redirect_at = int((self.work / "redirect-at").read_text())
-        return {"login_s": elapsed, "redirect_to_saved_s": (saved.stat().st_mtime_ns - redirect_at) / 1e9,
-                "rss_kib": rss}
+        return {
+            "login_s": elapsed,
+            "redirect_to_saved_s": (saved.stat().st_mtime_ns - redirect_at) / 1e9,
+            "rss_kib": rss,
+        }
 
     def start_to_browser(self, tool: str, base: str, port: int) -> float:
         mark = self.work / "mark"
         mark.unlink(missing_ok=True)
         env = {**self.env, "BROWSER": str(self.work / "mark.sh"), "BENCH_MARK": str(mark)}
         started = time.time_ns()
-        process = subprocess.Popen(self.command(tool, base, port, self.work / "unused.json"), env=env,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            self.command(tool, base, port, self.work / "unused.json"),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while not (mark.exists() and mark.read_text().strip()):
             if time.monotonic() > deadline:
@@ -240,9 +292,28 @@ def inner(rounds: int) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="loopback-bench-"))
     cert, key = work / "cert.pem", work / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     # Every tool trusts the self-signed certificate the way it is told to.
@@ -259,13 +330,17 @@ def inner(rounds: int) -> None:
     for transport, tls in (("http", None), ("https", context)):
         # Any loopback port (RFC 8252 §7.3): each login gets a fresh port, since
         # google-auth-oauthlib cannot bind a port again while it is in TIME_WAIT.
-        provider = DemoProvider([DemoClient(CLIENT_ID, SECRET, tuple(redirects), any_loopback_port=True)])
+        provider = DemoProvider(
+            [DemoClient(CLIENT_ID, SECRET, tuple(redirects), any_loopback_port=True)]
+        )
         running = RunningDemo(provider, ssl=tls)
         asyncio.run_coroutine_threadsafe(running.__aenter__(), loop).result(10)
         providers[transport] = (provider, running.base_url)
 
     bench = Bench(work, rounds)
-    logins: dict[str, dict[str, list[dict[str, float]]]] = {t: {tool: [] for tool in tools} for t in providers}
+    logins: dict[str, dict[str, list[dict[str, float]]]] = {
+        t: {tool: [] for tool in tools} for t in providers
+    }
     starts: dict[str, list[float]] = {tool: [] for tool in tools}
     for round_number in range(rounds):
         for transport, (_provider, base) in providers.items():
@@ -278,28 +353,45 @@ def inner(rounds: int) -> None:
     # `token` with a valid token, against a bare interpreter, interleaved.
     token_runs: dict[str, list[float]] = {"python -c pass": [], "loopback-login token": []}
     for _ in range(max(30, rounds * 5)):
-        token_runs["python -c pass"].append(run_measured([bench.python, "-c", "pass"], bench.env)[1])
+        token_runs["python -c pass"].append(
+            run_measured([bench.python, "-c", "pass"], bench.env)[1]
+        )
         token_runs["loopback-login token"].append(
-            run_measured([bench.cli, "token", "bench"], bench.env)[1])
+            run_measured([bench.cli, "token", "bench"], bench.env)[1]
+        )
 
     # get_token() in a running process.
-    code = ("import timeit, loopback_login; loopback_login.get_token_sync('bench');"
-            "print(min(timeit.repeat(lambda: loopback_login.get_token_sync('bench'), number=2000, repeat=5)) / 2000)")
-    get_token_s = float(subprocess.run([bench.python, "-c", code], env=bench.env, check=True,
-                                       capture_output=True, text=True).stdout)
+    code = (
+        "import timeit, loopback_login; loopback_login.get_token_sync('bench');"
+        "print(min(timeit.repeat(lambda: loopback_login.get_token_sync('bench'), number=2000, repeat=5)) / 2000)"
+    )
+    get_token_s = float(
+        subprocess.run(
+            [bench.python, "-c", code], env=bench.env, check=True, capture_output=True, text=True
+        ).stdout
+    )
 
     # 32 processes, a token that has just expired.
     record_path = work / "config" / "tokens" / "bench.json"
     record = json.loads(record_path.read_text())
     record["expires_at"] = time.time() - 1
     record_path.write_text(json.dumps(record))
+
     def refreshes() -> int:
         return sum(p.requests["refresh_token"] for p, _base in providers.values())
 
     before = refreshes()
     storm_started = time.monotonic()
-    storm = [subprocess.Popen([bench.cli, "token", "bench"], env=bench.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(32)]
+    storm = [
+        subprocess.Popen(
+            [bench.cli, "token", "bench"],
+            env=bench.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(32)
+    ]
     outputs = [process.communicate(timeout=120) for process in storm]
     storm_s = time.monotonic() - storm_started
     storm_result = {
@@ -318,15 +410,21 @@ def report(tools, logins, starts, token_runs, get_token_s, storm, rounds) -> Non
     ours = "loopback-login"
     summary: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
-                   f"{platform.release()}, Python {platform.python_version()}",
+        f"{platform.release()}, Python {platform.python_version()}",
         "rounds": rounds,
-        "login_s": {}, "redirect_to_saved_s": {}, "rss_mib": {}, "start_to_browser_s": {},
+        "login_s": {},
+        "redirect_to_saved_s": {},
+        "rss_mib": {},
+        "start_to_browser_s": {},
     }
     lines = [f"machine: {summary['machine']}; medians of {rounds} interleaved rounds", ""]
     lines.append(f"{'metric':34} " + " ".join(f"{tool:>21}" for tool in tools))
     for transport, results in logins.items():
-        for metric, scale, unit in (("login_s", 1000, "ms"), ("redirect_to_saved_s", 1000, "ms"),
-                                    ("rss_kib", 1 / 1024, "MiB")):
+        for metric, scale, unit in (
+            ("login_s", 1000, "ms"),
+            ("redirect_to_saved_s", 1000, "ms"),
+            ("rss_kib", 1 / 1024, "MiB"),
+        ):
             values = {tool: median([r[metric] for r in results[tool]]) * scale for tool in tools}
             key = metric if metric != "rss_kib" else "rss_mib"
             summary[key][transport] = values  # type: ignore[index]
@@ -334,15 +432,22 @@ def report(tools, logins, starts, token_runs, get_token_s, storm, rounds) -> Non
             for tool in tools:
                 ratio = values[tool] / values[ours]
                 cells.append(f"{values[tool]:8.1f} {unit:>3} ({ratio:4.2f}x)")
-            label = {"login_s": "login", "redirect_to_saved_s": "redirect to saved",
-                     "rss_kib": "peak memory"}[metric]
+            label = {
+                "login_s": "login",
+                "redirect_to_saved_s": "redirect to saved",
+                "rss_kib": "peak memory",
+            }[metric]
             lines.append(f"{label + ', ' + transport:34} " + " ".join(f"{c:>21}" for c in cells))
     starts_ms = {tool: median(starts[tool]) * 1000 for tool in tools}
     summary["start_to_browser_s"] = {tool: v / 1000 for tool, v in starts_ms.items()}
     bare = median(token_runs["python -c pass"]) * 1000
     token = median(token_runs["loopback-login token"]) * 1000
-    lines.append(f"{'start to browser':34} " + " ".join(
-        f"{f'{starts_ms[t]:8.1f} ms ({starts_ms[t] / bare:4.1f}x py)':>21}" for t in tools))
+    lines.append(
+        f"{'start to browser':34} "
+        + " ".join(
+            f"{f'{starts_ms[t]:8.1f} ms ({starts_ms[t] / bare:4.1f}x py)':>21}" for t in tools
+        )
+    )
     lines += [
         "",
         f"python -c pass: {bare:.1f} ms; loopback-login token (valid): {token:.1f} ms = {token / bare:.2f}x",
@@ -356,8 +461,14 @@ def report(tools, logins, starts, token_runs, get_token_s, storm, rounds) -> Non
         f"{storm['distinct_tokens']} distinct token(s), {storm['refresh_requests']} refresh request(s), "
         f"{storm['wall_s'] * 1000:.0f} ms",
     ]
-    summary.update({"python_c_pass_s": bare / 1000, "token_cold_s": token / 1000,
-                    "get_token_s": get_token_s, "storm": storm})
+    summary.update(
+        {
+            "python_c_pass_s": bare / 1000,
+            "token_cold_s": token / 1000,
+            "get_token_s": get_token_s,
+            "storm": storm,
+        }
+    )
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
@@ -374,17 +485,26 @@ def chart(tools, summary, bare, token) -> None:  # noqa: ANN001
 
     figure, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     colours = ["#1a7f37", "#8c8c8c", "#b0b0b0", "#d0d0d0"]
-    for axis, (title, values) in zip(axes, (
-        ("login, http (ms)", summary["login_s"]["http"]),
-        ("login, TLS (ms)", summary["login_s"]["https"]),
-        ("start to browser (ms)", {t: v * 1000 for t, v in summary["start_to_browser_s"].items()}),
-    ), strict=True):
+    for axis, (title, values) in zip(
+        axes,
+        (
+            ("login, http (ms)", summary["login_s"]["http"]),
+            ("login, TLS (ms)", summary["login_s"]["https"]),
+            (
+                "start to browser (ms)",
+                {t: v * 1000 for t, v in summary["start_to_browser_s"].items()},
+            ),
+        ),
+        strict=True,
+    ):
         axis.barh(list(values), list(values.values()), color=colours)
         axis.set_title(title)
         axis.invert_yaxis()
     axes[2].axvline(bare, color="black", linestyle=":", label=f"python -c pass {bare:.0f} ms")
     axes[2].legend(loc="lower right", fontsize=8)
-    figure.suptitle(f"loopback-login vs peers ({summary['machine']}); token cold start {token:.0f} ms")
+    figure.suptitle(
+        f"loopback-login vs peers ({summary['machine']}); token cold start {token:.0f} ms"
+    )
     figure.tight_layout()
     figure.savefig(RESULTS / "bench.png", dpi=90)
 

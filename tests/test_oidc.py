@@ -15,8 +15,8 @@ from loopback_login._discovery import discover, metadata_urls, parse_metadata
 from loopback_login._errors import ConfigError, InvalidIdToken, ProviderError
 from loopback_login._profile import resolve_profile
 from loopback_login._protocol import ClientAuth, authorize_request, check_id_token
-from loopback_login._store import Store
 from loopback_login._record import jwt_claims
+from loopback_login._store import Store
 
 ISSUER = "https://idp.example"
 
