@@ -39,16 +39,7 @@ __all__ = [
     "refresh_sync",
 ]
 
-_API = (
-    "client_credentials",
-    "client_credentials_sync",
-    "get_token",
-    "get_token_sync",
-    "login",
-    "login_sync",
-    "refresh",
-    "refresh_sync",
-)
+_API = [name for name in __all__ if name[0].islower()]
 _ELSEWHERE = {"Provider": "._providers", "Token": "._token", **dict.fromkeys(_API, "._api")}
 # Every other public name is an exception.
 _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}

@@ -259,28 +259,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- helpers --------------------------------------------------------------------
 
-_PROFILE_FLAGS = (
-    "provider",
-    "base_url",
-    "authorize_url",
-    "token_url",
-    "issuer",
-    "client_credentials_url",
-    "revocation_url",
-    "client_id",
-    "client_secret",
-    "redirect_uri",
-    "scope",
-    "client_auth",
-    "pkce",
-    "skew",
-    "authorize_params",
-)
-
 
 def _given_profile_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The profile flags the user typed (in config-file form)."""
-    flags = {key: getattr(args, key) for key in _PROFILE_FLAGS if getattr(args, key) is not None}
+    """The profile flags the user typed (in config-file form: the flags are named as the keys)."""
+    from ._profile import PROFILE_KEYS
+
+    flags = {key: getattr(args, key) for key in PROFILE_KEYS if getattr(args, key) is not None}
     params = dict(flags.pop("authorize_params", None) or {})
     if args.prompt is not None:
         params["prompt"] = args.prompt
@@ -385,24 +369,24 @@ class _KeyValues(argparse.Action):
         setattr(namespace, self.dest, current)
 
 
-def _positive_seconds(text: str) -> float:
+def _seconds(text: str, *, zero: bool = False) -> float:
+    """A number of seconds up to a day; zero allowed only where it means something."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 86400:
+    above_floor = value >= 0 if zero else value > 0
+    if not above_floor or value > 86400:
         raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text)
 
 
 def _skew_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
-    return value
+    return _seconds(text, zero=True)
 
 
 def _profile_flags(parser: argparse.ArgumentParser) -> None:

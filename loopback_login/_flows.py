@@ -1,8 +1,8 @@
 """The orchestration: log in, refresh, client credentials, log out.
 
-Order matters for how fast the login feels: the redirect port is bound and
-the browser asked to open before aiohttp is imported; the receiver starts
-serving while the person is still looking at the login page.
+A login's first moments (bind, URL, browser) are :mod:`._start`'s, done before
+this module and aiohttp are imported; here the receiver serves while the
+person is still on the login page, then the code is exchanged and stored.
 """
 
 from __future__ import annotations
