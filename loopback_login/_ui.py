@@ -56,6 +56,7 @@ class Terminal:
 
     async def countdown(self, seconds: float, what: str) -> None:
         import asyncio
+        import math
 
         stream = self.stream
         if not (hasattr(stream, "isatty") and stream.isatty()):
@@ -64,7 +65,7 @@ class Terminal:
         deadline = loop.time() + seconds
         try:
             while True:
-                left = max(0, int(deadline - loop.time()))
+                left = max(0, math.ceil(deadline - loop.time()))  # 5:00, not 4:59
                 stream.write(f"\r\x1b[K{what}: {left // 60}:{left % 60:02d} left (Ctrl-C cancels)")
                 stream.flush()
                 await asyncio.sleep(1)
