@@ -139,6 +139,7 @@ async def _fetch(issuer: str) -> Metadata:
     import aiohttp
 
     from ._bind import is_loopback_host
+    from ._http import read_body
 
     host = urlsplit(issuer).hostname or ""
     last = "no answer"
@@ -149,7 +150,7 @@ async def _fetch(issuer: str) -> Metadata:
             for url in metadata_urls(issuer):
                 async with session.get(url, headers={"Accept": "application/json"}) as response:
                     if response.status == 200:
-                        return parse_metadata(issuer, await response.content.read(1 << 20))
+                        return parse_metadata(issuer, await read_body(response))
                     last = f"{response.status} {response.reason or ''}".strip()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProviderError(

@@ -340,6 +340,9 @@ async def refresh_stored(
                     f"({exc.error}); run `loopback-login login {name}` again"
                 ) from None
             raise
+        # Persist first, before anything can fail: a rotated refresh token that
+        # is not saved strands the user at the next refresh.
+        store.write_record(name, record_from_token(fresh, record))
         if "id_token" in fresh.raw:
             # OIDC Core §12.2: a refreshed id_token keeps its iss and aud.
             issuer = record.get("issuer")
@@ -350,9 +353,6 @@ async def refresh_stored(
                 nonce=None,
                 now=time.time(),
             )
-        # Persist before returning: a rotated refresh token that is not saved
-        # strands the user at the next refresh.
-        store.write_record(name, record_from_token(fresh, record))
         return fresh
 
 
@@ -366,7 +366,17 @@ async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
         record = store.read_record(profile.name, path)
     except LoginRequired:
         record = None  # an unreadable cache is simply refetched
-    if record is not None and record.get("client_id") == profile.client_id:
+    # The cached token serves the same client, endpoint and requested scope only.
+    wanted = (profile.client_id, profile.client_credentials_url, profile.scope)
+    if (
+        record is not None
+        and (
+            record.get("client_id"),
+            record.get("client_credentials_url"),
+            record.get("requested_scope"),
+        )
+        == wanted
+    ):
         from ._token import token_from_record
 
         try:
@@ -392,7 +402,11 @@ async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
         resend_after_sent=True,
         requested_scope=profile.scope,
     )
-    store.write_record(profile.name, record_from_token(token, profile.record_settings()), path)
+    record = {
+        **record_from_token(token, profile.record_settings()),
+        "requested_scope": profile.scope,
+    }
+    store.write_record(profile.name, record, path)
     return token
 
 
@@ -405,8 +419,10 @@ async def logout(
     """Revoke the profile's tokens where the provider can (RFC 7009), then delete them here.
 
     Returns what was done ("revoked at the provider and deleted", "deleted"),
-    or ``None`` when nothing was stored. When revocation fails the tokens are
-    deleted all the same and the error says so.
+    or ``None`` when nothing was stored. When the provider fails to revoke, the
+    tokens are deleted all the same and the error says so; when revoking cannot
+    even be tried (no client secret), nothing is deleted and the error says how
+    to proceed.
     """
     try:
         record = store.read_record(name)
@@ -420,6 +436,10 @@ async def logout(
             await _revoke(store, name, record, client_secret)
         except ProviderError as exc:
             failure = exc
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}; or log out with --local-only to delete the tokens without revoking"
+            ) from None
     deleted = store.delete_record(name)
     if failure is not None:
         raise ProviderError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,8 +25,19 @@ class HttpResponse:
     status: int
     reason: str
     content_type: str
-    body: bytes
+    body: bytes = field(repr=False)  # it holds the tokens
     retry_after: str | None = None
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int = _MAX_BODY) -> bytes:
+    """The whole body, up to ``limit`` bytes (``content.read(n)`` stops at what has arrived)."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await response.content.read(65536)
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body[:limit])
 
 
 async def send(
@@ -89,7 +100,7 @@ async def _post_once(
             headers=dict(request.headers),
             allow_redirects=False,
         ) as response:
-            body = await response.content.read(_MAX_BODY)
+            body = await read_body(response)
             return HttpResponse(
                 status=response.status,
                 reason=response.reason or "",

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ._bind import is_loopback_host
 from ._errors import ConfigError
-from ._protocol import ClientAuth
+from ._protocol import RESERVED_AUTHORIZE_PARAMS, ClientAuth
 from ._providers import preset
 from ._record import DEFAULT_SKEW
 from ._store import check_profile_name
@@ -123,6 +123,11 @@ def resolve_profile(
     unknown = sorted(set(table) - PROFILE_KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in [profiles.{name}] of {where}")
+    unknown = sorted(set(flags) - PROFILE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown profile setting {unknown[0]!r}; known: {', '.join(sorted(PROFILE_KEYS))}"
+        )
     merged = {**table, **{k: v for k, v in flags.items() if v is not None}}
     for source in (table, flags):
         params = source.get("authorize_params")
@@ -136,6 +141,14 @@ def resolve_profile(
         **(table.get("authorize_params") or {}),
         **(flags.get("authorize_params") or {}),
     }
+    reserved = sorted(set(merged["authorize_params"]) & RESERVED_AUTHORIZE_PARAMS)
+    if reserved:
+        raise ConfigError(
+            f"the authorize parameter {reserved[0]!r} is set by loopback-login itself"
+            + (" (use --scope)" if reserved[0] == "scope" else "")
+        )
+    if merged.get("redirect_uri") is not None:
+        _check_redirect_uri(str(merged["redirect_uri"]))
     for key in PROFILE_KEYS - {"pkce", "skew", "authorize_params"}:
         value = merged.get(key)
         if value is not None and not isinstance(value, str):
@@ -247,10 +260,28 @@ def _default_client_auth(secret: str | None, metadata: Metadata | None) -> str:
     return "basic"
 
 
+def _split(label: str, url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError:
+        raise ConfigError(f"the {label} {url!r} is not a valid URL") from None
+    return parts
+
+
+def _check_redirect_uri(uri: str) -> None:
+    parts = _split("redirect URI", uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"the redirect URI {uri!r} is not an http(s) URL")
+
+
 def _check_endpoint(label: str, url: str) -> None:
-    parts = urlsplit(url)
+    parts = _split(label, url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"the {label} {url!r} is not an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        # They would travel in every error message that names the host.
+        raise ConfigError(f"the {label} must not carry a user name or password")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         # RFC 6749 §3.1 and §3.2: both endpoints require TLS; plain http is
         # only for a provider on this machine (the demo provider).

@@ -73,7 +73,7 @@ def s256_challenge(verifier: str) -> str:
 # --- the authorize request --------------------------------------------------
 
 # Parameters the flow owns; a profile's extra parameters may not replace them.
-_RESERVED_AUTHORIZE_PARAMS = frozenset(
+RESERVED_AUTHORIZE_PARAMS = frozenset(
     {
         "nonce",
         "response_type",
@@ -135,7 +135,7 @@ def authorize_request(
         nonce = new_state(token_bytes)
         params.append(("nonce", nonce))
     for key, value in (extra_params or {}).items():
-        if key in _RESERVED_AUTHORIZE_PARAMS:
+        if key in RESERVED_AUTHORIZE_PARAMS:
             raise ConfigError(f"the authorize parameter {key!r} is set by loopback-login itself")
         params.append((key, value))
     scheme, netloc, path, query, _fragment = urlsplit(authorize_url)

@@ -246,8 +246,11 @@ class Store:
 
         from filelock import FileLock, Timeout
 
-        self._ensure_dir(self.root)
-        self._ensure_dir(self.tokens_dir)
+        try:
+            self._ensure_dir(self.root)
+            self._ensure_dir(self.tokens_dir)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {self.tokens_dir}: {exc.strerror or exc}") from None
         # The lock file stays: deleting it on release would let two processes
         # lock two different files of the same name.
         lock = FileLock(
@@ -269,6 +272,8 @@ class Store:
                         f"for over {timeout:g} s ({lock.lock_file})"
                     ) from None
                 await asyncio.sleep(0.01)
+            except OSError as exc:  # a read-only directory, say
+                raise ConfigError(f"cannot lock {lock.lock_file}: {exc.strerror or exc}") from None
         try:
             yield
         finally:
@@ -327,6 +332,12 @@ class Store:
 
     def _write(self, path: str, data: bytes) -> None:
         """Replace ``path`` atomically with ``data``, mode 0600 from the first byte."""
+        try:
+            self._write_atomically(path, data)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def _write_atomically(self, path: str, data: bytes) -> None:
         import tempfile
 
         directory = os.path.dirname(path)

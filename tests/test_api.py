@@ -77,3 +77,8 @@ def test_token_repr_hides_the_tokens() -> None:
     assert "AT-secret" not in repr(token) and "RT-secret" not in repr(token)
     assert "refresh_token='present'" in repr(token)
     assert token.header == {"Authorization": "Bearer AT-secret"}
+
+
+def test_unknown_settings_in_python_are_refused() -> None:
+    with pytest.raises(loopback_login.ConfigError, match="unknown profile setting 'scopes'"):
+        loopback_login.login_sync("home", provider="honeywell", client_id="x", scopes="read")

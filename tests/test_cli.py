@@ -340,6 +340,75 @@ def test_wrong_secret_is_a_provider_error(demo: DemoServer, browser: Browser) ->
         (["login", "home", "--bogus"], "unrecognized arguments: --bogus"),
         (["login", "home", "--authorize-param", "novalue"], "expected KEY=VALUE"),
         (["frobnicate"], "invalid choice"),
+        (
+            [
+                "login",
+                "home",
+                "--provider",
+                "honeywell",
+                "--client-id",
+                "x",
+                "--redirect-uri",
+                "http://[::1/cb",
+            ],
+            "is not a valid URL",
+        ),
+        (
+            [
+                "login",
+                "home",
+                "--provider",
+                "honeywell",
+                "--client-id",
+                "x",
+                "--paste",
+                "--redirect-uri",
+                "http://localhost:99999/cb",
+            ],
+            "is not a valid URL",
+        ),
+        (
+            [
+                "login",
+                "home",
+                "--authorize-url",
+                "https://idp.example/a",
+                "--client-id",
+                "x",
+                "--token-url",
+                "https://[x/a",
+            ],
+            "is not a valid URL",
+        ),
+        (
+            [
+                "login",
+                "home",
+                "--authorize-url",
+                "https://idp.example/a",
+                "--client-id",
+                "x",
+                "--token-url",
+                "https://me:pw@idp.example/t",
+            ],
+            "must not carry a user name or password",
+        ),
+        (
+            [
+                "login",
+                "home",
+                "--provider",
+                "honeywell",
+                "--client-id",
+                "x",
+                "--redirect-uri",
+                "http://127.0.0.1:8080/cb",
+                "--authorize-param",
+                "state=1",
+                "--save",
+            ],
+            "the authorize parameter 'state' is set by loopback-login itself",
+        ),
     ],
 )
 def test_usage_and_config_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
@@ -348,6 +417,24 @@ def test_usage_and_config_errors_are_one_line_exit_2(args: list[str], message: s
     lines = _stderr_lines(result)
     assert len(lines) == 1 and message in lines[0], lines
     assert result.stdout == ""
+
+
+def test_a_refused_save_writes_nothing(isolated_env: Path) -> None:
+    result = run_cli(
+        "login",
+        "home",
+        "--provider",
+        "honeywell",
+        "--client-id",
+        "x",
+        "--redirect-uri",
+        "http://127.0.0.1:8080/cb",
+        "--authorize-param",
+        "scope=read",
+        "--save",
+    )
+    assert result.returncode == 2 and "(use --scope)" in result.stderr
+    assert not (isolated_env / "config.toml").exists()
 
 
 def test_corrupt_token_file_is_login_required(isolated_env: Path) -> None:

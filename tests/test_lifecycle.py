@@ -350,3 +350,30 @@ def test_get_token_from_memory_notices_another_process_refresh(
     assert run_cli("refresh", "home").returncode == 0
     fresh = loopback_login.get_token_sync("home")
     assert fresh.access_token == read_record()["access_token"] != first.access_token
+
+
+def test_client_credentials_cache_follows_the_scope(demo: DemoServer, browser: Browser) -> None:
+    flags = ["--provider", "honeywell", "--base-url", demo.base_url, "--client-id", CLIENT_ID]
+    demo.register("http://127.0.0.1:1/callback")
+    first = run_cli("client-credentials", "svc", *flags, "--scope", "read")
+    same = run_cli("client-credentials", "svc", *flags, "--scope", "read")
+    other = run_cli("client-credentials", "svc", *flags, "--scope", "write")
+    assert first.returncode == same.returncode == other.returncode == 0
+    assert first.stdout == same.stdout != other.stdout
+    assert demo.provider.requests["client_credentials"] == 2
+
+
+def test_logout_without_the_secret_to_revoke_keeps_the_tokens(
+    demo: DemoServer, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login_home(demo, browser, provider="demo")
+    monkeypatch.delenv("LOOPBACK_LOGIN_CLIENT_SECRET")
+    refused = run_cli("logout", "home")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().endswith(
+        "or log out with --local-only to delete the tokens without revoking"
+    )
+    assert token_path().exists()
+    local = run_cli("logout", "home", "--local-only")
+    assert local.returncode == 0 and not token_path().exists()
+    assert demo.provider.requests["revoke"] == 0
