@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -231,7 +232,7 @@ def test_python_login_with_paste(demo: DemoServer, monkeypatch: pytest.MonkeyPat
         "print(t.token_type, t.refresh_token is not None)\n"
     )
     process = subprocess.Popen(
-        [os.sys.executable, "-c", code],
+        [sys.executable, "-c", code],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
