@@ -92,10 +92,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     store = Store()
     profile = _resolve(args, store)
     check_login(profile, paste=args.paste)
-    _warn_secret_flag(args)
-    if args.save:
-        store.save_profile(profile.name, _given_profile_flags(args))
-        _progress(f"Saved profile {profile.name!r} in {store.config_path}")
+    _accept(args, store, profile)
     reporter = Terminal()
     # The browser opens first; asyncio and aiohttp load while the person logs in.
     started = start_login(
@@ -155,10 +152,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_client_credentials(args: argparse.Namespace) -> int:
     store = Store()
     profile = _resolve(args, store)
-    _warn_secret_flag(args)
-    if args.save:
-        store.save_profile(profile.name, _given_profile_flags(args))
-        _progress(f"Saved profile {profile.name!r} in {store.config_path}")
+    _accept(args, store, profile)
     from ._flows import fetch_client_credentials
 
     token = _run(fetch_client_credentials(profile, store))
@@ -271,6 +265,14 @@ def _given_profile_flags(args: argparse.Namespace) -> dict[str, Any]:
     if params:
         flags["authorize_params"] = params
     return flags
+
+
+def _accept(args: argparse.Namespace, store: Store, profile: Profile) -> None:
+    """The configuration is accepted: now warn about a secret in argv, and save if asked."""
+    _warn_secret_flag(args)
+    if args.save:
+        store.save_profile(profile.name, _given_profile_flags(args))
+        _progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
 def _resolve(args: argparse.Namespace, store: Store) -> Profile:

@@ -363,27 +363,17 @@ async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
     """A client-credentials token (RFC 6749 §4.4), reused from the store while it is valid."""
     path = store.client_credentials_path(profile.name)
     try:
-        record = store.read_record(profile.name, path)
+        cached, record = store.load_token(profile.name, path)
     except LoginRequired:
-        record = None  # an unreadable cache is simply refetched
-    # The cached token serves the same client, endpoint and requested scope only.
-    wanted = (profile.client_id, profile.client_credentials_url, profile.scope)
-    if (
-        record is not None
-        and (
+        pass  # none yet, or unreadable: fetched again
+    else:
+        # The cached token serves the same client, endpoint and requested scope only.
+        same = (
             record.get("client_id"),
             record.get("client_credentials_url"),
             record.get("requested_scope"),
-        )
-        == wanted
-    ):
-        from ._token import token_from_record
-
-        try:
-            cached = token_from_record(record)
-        except ValueError:
-            cached = None
-        if cached is not None and not cached.is_expired(profile.skew):
+        ) == (profile.client_id, profile.client_credentials_url, profile.scope)
+        if same and not cached.is_expired(profile.skew):
             return cached
     if profile.client_credentials_url is None:
         raise ConfigError(f"profile {profile.name!r} has no client credentials URL")
@@ -402,11 +392,9 @@ async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
         resend_after_sent=True,
         requested_scope=profile.scope,
     )
-    record = {
-        **record_from_token(token, profile.record_settings()),
-        "requested_scope": profile.scope,
-    }
-    store.write_record(profile.name, record, path)
+    fetched = record_from_token(token, profile.record_settings())
+    fetched["requested_scope"] = profile.scope  # what the cache is keyed by, above
+    store.write_record(profile.name, fetched, path)
     return token
 
 
@@ -490,7 +478,7 @@ async def _revoke(
 
 
 async def in_daemon_thread(function: Callable[[], T]) -> T:
-    """Run a blocking call (a prompt, a browser) off the loop, in a daemon thread.
+    """Run a blocking call (the paste prompt) off the loop, in a daemon thread.
 
     Not the default executor: ``asyncio.run`` joins it at exit, so a prompt
     nobody answers would hold the program open after a timeout.

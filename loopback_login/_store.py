@@ -192,25 +192,25 @@ class Store:
             )
         return record
 
-    def require_record(self, name: str) -> dict[str, Any]:
+    def require_record(self, name: str, path: str | None = None) -> dict[str, Any]:
         """The stored token record of profile ``name``; :class:`LoginRequired` when none."""
-        record = self.read_record(name)
+        record = self.read_record(name, path)
         if record is None:
             raise LoginRequired(
                 f"no tokens for profile {name!r}; run `loopback-login login {name}`"
             )
         return record
 
-    def load_token(self, name: str) -> tuple[Token, dict[str, Any]]:
+    def load_token(self, name: str, path: str | None = None) -> tuple[Token, dict[str, Any]]:
         """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
         from ._token import token_from_record
 
-        record = self.require_record(name)
+        record = self.require_record(name, path)
         try:
             return token_from_record(record), record
         except ValueError as exc:
             raise LoginRequired(
-                f"{self.token_path(name)} is corrupt ({exc}); "
+                f"{path or self.token_path(name)} is corrupt ({exc}); "
                 f"run `loopback-login login {name}` again"
             ) from None
 
