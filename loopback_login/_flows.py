@@ -41,7 +41,7 @@ from ._protocol import (
     token_request,
 )
 from ._record import record_skew
-from ._retry import RetryPolicy
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._start import Started, start_login
 from ._store import Store
 from ._token import Token, record_from_token
@@ -291,7 +291,12 @@ def _record_client(
 
 
 async def refresh_stored(
-    store: Store, name: str, *, force: bool = False, client_secret: str | None = None
+    store: Store,
+    name: str,
+    *,
+    force: bool = False,
+    client_secret: str | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> Token:
     """The profile's access token, refreshed when it expires within its skew (or ``force``).
 
@@ -328,7 +333,7 @@ async def refresh_stored(
         try:
             fresh = await _request_token(
                 request,
-                RetryPolicy(),
+                retry,
                 retry_statuses=True,
                 requested_scope=token.scope,
                 previous_refresh_token=token.refresh_token,
@@ -359,7 +364,9 @@ async def refresh_stored(
 # --- client credentials ------------------------------------------------------------
 
 
-async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
+async def fetch_client_credentials(
+    profile: Profile, store: Store, *, retry: RetryPolicy = DEFAULT_RETRY
+) -> Token:
     """A client-credentials token (RFC 6749 §4.4), reused from the store while it is valid."""
     path = store.client_credentials_path(profile.name)
     try:
@@ -387,7 +394,7 @@ async def fetch_client_credentials(profile: Profile, store: Store) -> Token:
     # No refresh token is at stake: any transient failure may be retried.
     token = await _request_token(
         request,
-        RetryPolicy(),
+        retry,
         retry_statuses=True,
         resend_after_sent=True,
         requested_scope=profile.scope,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -47,9 +45,8 @@ async def send(
     retry_statuses: bool = False,
     resend_after_sent: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> HttpResponse:
-    """POST ``request``, trying again as ``policy`` allows.
+    """POST ``request``, trying again as ``policy`` allows (and waiting with its ``sleep``).
 
     A failure to connect is always safe to retry. With ``retry_statuses``, so
     are 429 (after its ``Retry-After``), 502, 503 and 504. A request that may
@@ -62,7 +59,7 @@ async def send(
     for a provider on this machine.
     """
     host = urlsplit(request.url).hostname or ""
-    started = time.monotonic()
+    started = policy.clock()
     async with aiohttp.ClientSession(
         trust_env=not is_loopback_host(host),
         timeout=aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_TIMEOUT),
@@ -75,18 +72,18 @@ async def send(
             except NetworkError as exc:
                 if not exc.transient or (exc.sent and not resend_after_sent):
                     raise
-                delay = backoff(policy, attempt, elapsed=time.monotonic() - started)
+                delay = backoff(policy, attempt, elapsed=policy.clock() - started)
                 if delay is None:
                     raise
             else:
                 if not (retry_statuses and response.status in RETRY_STATUSES):
                     return response
                 wait = retry_after_seconds(response.retry_after, now=time.time())
-                elapsed = time.monotonic() - started
+                elapsed = policy.clock() - started
                 delay = backoff(policy, attempt, elapsed=elapsed, retry_after=wait)
                 if delay is None:
                     return response
-            await sleep(delay)
+            await policy.sleep(delay)
 
 
 async def _post_once(

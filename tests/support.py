@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
+from loopback_login._retry import RetryPolicy
 
 TESTS = Path(__file__).parent
 # The console script installed with the package, as a user runs it.
@@ -176,3 +177,24 @@ def write_private(path: Path, text: str) -> None:
     path.parent.parent.chmod(0o700)
     path.write_text(text)
     path.chmod(0o600)
+
+
+class FakeTime:
+    """A monotonic clock that moves only when slept on: retries that wait without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def policy(self, **limits: Any) -> RetryPolicy:
+        """The production policy's limits (or ``limits``), on this clock, with the longest jitter."""
+        return RetryPolicy(
+            **limits, sleep=self.sleep, jitter=lambda low, high: high, clock=self.clock
+        )

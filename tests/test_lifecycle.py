@@ -17,6 +17,7 @@ from support import (
     NEUTRAL_CWD,
     Browser,
     DemoServer,
+    FakeTime,
     expire,
     free_port,
     login_home,
@@ -27,6 +28,8 @@ from support import (
 )
 
 import loopback_login
+from loopback_login._errors import TokenEndpointError
+from loopback_login._flows import refresh_stored
 from loopback_login._store import Store
 
 
@@ -96,42 +99,55 @@ def test_rejected_refresh_token_means_login_again_and_keeps_the_file(
     assert token_path().read_bytes() == content
 
 
-def test_one_gateway_error_then_success(demo: DemoServer, browser: Browser) -> None:
+async def test_one_gateway_error_then_success(demo: DemoServer, browser: Browser) -> None:
     login_home(demo, browser)
     expire()
     demo.provider.faults.token_errors = [502]
-    result = run_cli("token", "home")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == read_record()["access_token"] + "\n"
+    waits = FakeTime()
+    token = await refresh_stored(Store(), "home", retry=waits.policy())
+    assert token.access_token == read_record()["access_token"]
     assert demo.provider.requests["refresh_token"] == 2
+    assert waits.slept == [0.5]  # the first backoff, at its longest jitter
 
 
-def test_429_waits_for_retry_after(demo: DemoServer, browser: Browser) -> None:
+async def test_429_waits_for_retry_after(demo: DemoServer, browser: Browser) -> None:
     login_home(demo, browser)
     expire()
     demo.provider.faults.token_errors = [429]
     demo.provider.faults.retry_after = "1"
-    started = time.monotonic()
-    result = run_cli("token", "home")
-    assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started >= 1.0  # Retry-After honoured, not a timing bound
+    waits = FakeTime()
+    token = await refresh_stored(Store(), "home", retry=waits.policy())
+    assert token.access_token == read_record()["access_token"]
+    assert sum(waits.slept) >= 1.0  # Retry-After honoured
     assert demo.provider.requests["refresh_token"] == 2
 
 
-def test_persistent_gateway_errors_give_up_and_keep_the_record(
+async def test_persistent_gateway_errors_give_up_and_keep_the_record(
     demo: DemoServer, browser: Browser
 ) -> None:
     login_home(demo, browser)
     expire()
     content = token_path().read_bytes()
     demo.provider.faults.token_errors = [503] * 10
-    result = run_cli("token", "home")
-    assert result.returncode == 4
-    assert (
-        _last_line(result) == "loopback-login: the token endpoint answered 503 Service Unavailable"
-    )
+    waits = FakeTime()
+    with pytest.raises(TokenEndpointError) as failed:
+        await refresh_stored(Store(), "home", retry=waits.policy())
+    assert failed.value.exit_code == 4
+    assert str(failed.value) == "the token endpoint answered 503 Service Unavailable"
     assert 2 <= demo.provider.requests["refresh_token"] <= 4  # bounded
+    assert waits.slept == [0.5, 1.0, 2.0]
     assert token_path().read_bytes() == content
+
+
+async def test_retries_stop_at_the_time_budget(demo: DemoServer, browser: Browser) -> None:
+    login_home(demo, browser)
+    expire()
+    demo.provider.faults.token_errors = [503] * 10
+    waits = FakeTime()
+    with pytest.raises(TokenEndpointError):
+        await refresh_stored(Store(), "home", retry=waits.policy(budget=1.6))
+    assert waits.slept == [0.5, 1.0]  # a third wait of 2 s would overrun 1.6 s
+    assert demo.provider.requests["refresh_token"] == 3
 
 
 def test_connection_lost_after_sending_is_not_resent(demo: DemoServer, browser: Browser) -> None:
