@@ -10,6 +10,7 @@ from importlib import import_module
 
 TYPE_CHECKING = False  # importing the package stays cheap: no typing at run time
 
+# The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "LoopbackLoginError",
     "NetworkError",
     "PortInUse",
-    "Provider",
     "ProviderError",
     "StateMismatch",
     "Token",
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 _API = [name for name in __all__ if name[0].islower()]
-_ELSEWHERE = {"Provider": "._providers", "Token": "._token", **dict.fromkeys(_API, "._api")}
+_ELSEWHERE = {"Token": "._token", **dict.fromkeys(_API, "._api")}
 # Every other public name is an exception.
 _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
 
@@ -73,7 +73,6 @@ if TYPE_CHECKING:
         StateMismatch,
         TokenEndpointError,
     )
-    from ._providers import Provider
     from ._token import Token
 
 
@@ -82,9 +81,13 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'loopback_login' has no attribute {name!r}")
     value = getattr(import_module(module, __name__), name)
+    # What users import from, as httpx names its public objects (the exceptions
+    # set this themselves, in _errors).
+    value.__module__ = __name__
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    """The public names, each once, loaded or not (no helpers of this module)."""
+    return sorted([*__all__, "__version__"])

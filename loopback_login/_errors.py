@@ -12,9 +12,9 @@ Every error a caller can act on derives from :class:`LoopbackLoginError`; its
     │   ├── IssuerMismatch              RFC 9207 iss check failed (mix-up attack?)
     │   ├── InvalidIdToken              an OIDC id_token failed its checks
     │   ├── TokenEndpointError          the token endpoint answered an error
-    │   ├── NetworkError                could not reach the provider
-    │   └── PortInUse                   the redirect URI's port is held by another program
-    ├── InvalidCallback              -  a callback we must ignore (forged, stale, malformed)
+    │   └── NetworkError                could not reach the provider
+    ├── PortInUse                    4  the redirect URI's port is held by another program
+    ├── InvalidCallback              4  a callback we must ignore (forged, stale, malformed)
     │   └── StateMismatch
     └── LoginTimeout (TimeoutError)  5  nobody came back in time, or the user cancelled
 
@@ -104,8 +104,14 @@ class NetworkError(ProviderError):
         super().__init__(message)
 
 
-class PortInUse(ProviderError):
-    """The redirect URI's port is already held by another program."""
+class PortInUse(LoopbackLoginError):
+    """The redirect URI's port is already held by another program.
+
+    Not a :class:`ProviderError`: the provider is not at fault. The exit code
+    stays 4, the code for a login that could not reach the other side.
+    """
+
+    exit_code = 4
 
 
 class InvalidCallback(LoopbackLoginError):
@@ -126,3 +132,12 @@ class LoginTimeout(LoopbackLoginError, TimeoutError):
     """The wait for the browser ended: timed out or cancelled."""
 
     exit_code = 5
+
+
+# Tracebacks and reprs name the package users import from (`loopback_login.LoginRequired`),
+# as httpx does. Every class here is public; set here, not on first access through the
+# package, because the code raises them before anyone may have looked them up there.
+for _value in list(globals().values()):
+    if isinstance(_value, type) and issubclass(_value, LoopbackLoginError):
+        _value.__module__ = "loopback_login"
+del _value

@@ -22,7 +22,6 @@ PUBLIC = [
     "LoopbackLoginError",
     "NetworkError",
     "PortInUse",
-    "Provider",
     "ProviderError",
     "StateMismatch",
     "Token",
