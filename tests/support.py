@@ -160,7 +160,8 @@ def token_path(name: str = "home") -> Path:
 
 
 def read_record(name: str = "home") -> dict[str, Any]:
-    return json.loads(token_path(name).read_text())
+    record: dict[str, Any] = json.loads(token_path(name).read_text())
+    return record
 
 
 def expire(name: str = "home") -> dict[str, Any]:

@@ -40,7 +40,7 @@ def _start(*args: str) -> subprocess.Popen[str]:
 def _read_url(process: subprocess.Popen[str]) -> tuple[str, list[str]]:
     """The authorize URL from stderr, and the lines before it."""
     assert process.stderr is not None
-    seen = []
+    seen: list[str] = []
     for line in process.stderr:
         if line.startswith(URL_PREFIX):
             return line.removeprefix(URL_PREFIX).strip(), seen

@@ -40,7 +40,8 @@ def _assert_no_secrets(text: str, *secrets: str) -> None:
 
 
 def _code_from(browser: Browser) -> str:
-    return parse_qs(urlsplit(browser.log["urls"][-1]).query)["code"][0]
+    url: str = browser.log["urls"][-1]
+    return parse_qs(urlsplit(url).query)["code"][0]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

@@ -7,32 +7,16 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from loopback_login._errors import InvalidIdToken
 from loopback_login._flows import refresh_stored
 from loopback_login._http import send
 from loopback_login._protocol import ClientAuth, refresh_grant, token_request
 from loopback_login._store import Store
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Callable[[web.Application], asyncio.Future[str]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    yield start  # type: ignore[misc]
-    for runner in runners:
-        await runner.cleanup()
 
 
 def _jwt(**claims: object) -> str:
@@ -42,7 +26,7 @@ def _jwt(**claims: object) -> str:
     return f"{part({'alg': 'none'})}.{part(claims)}.sig"
 
 
-async def test_a_body_in_pieces_is_read_whole(server) -> None:  # type: ignore[no-untyped-def]
+async def test_a_body_in_pieces_is_read_whole(aiohttp_server: AiohttpServer) -> None:
     body = json.dumps({"access_token": "a" * 5000, "token_type": "Bearer"}).encode()
 
     async def token(request: web.Request) -> web.StreamResponse:
@@ -56,9 +40,9 @@ async def test_a_body_in_pieces_is_read_whole(server) -> None:  # type: ignore[n
 
     app = web.Application()
     app.router.add_post("/token", token)
-    base = await server(app)
+    server = await aiohttp_server(app)
     request = token_request(
-        f"{base}/token",
+        str(server.make_url("/token")),
         refresh_grant("r"),
         client_id="c",
         client_secret=None,
@@ -69,7 +53,9 @@ async def test_a_body_in_pieces_is_read_whole(server) -> None:  # type: ignore[n
     assert "aaaa" not in repr(response)  # the body holds tokens
 
 
-async def test_refresh_keeps_the_rotated_token_even_when_its_id_token_fails(server) -> None:  # type: ignore[no-untyped-def]
+async def test_refresh_keeps_the_rotated_token_even_when_its_id_token_fails(
+    aiohttp_server: AiohttpServer,
+) -> None:
     async def token(request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -85,7 +71,7 @@ async def test_refresh_keeps_the_rotated_token_even_when_its_id_token_fails(serv
 
     app = web.Application()
     app.router.add_post("/token", token)
-    base = await server(app)
+    server = await aiohttp_server(app)
     store = Store()
     store.write_record(
         "home",
@@ -94,7 +80,7 @@ async def test_refresh_keeps_the_rotated_token_even_when_its_id_token_fails(serv
             "token_type": "Bearer",
             "expires_at": 0,
             "refresh_token": "old-refresh",
-            "token_url": f"{base}/token",
+            "token_url": str(server.make_url("/token")),
             "client_id": "c",
             "client_auth": "none",
             "issuer": "https://idp.example",

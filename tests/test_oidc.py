@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from loopback_login._discovery import discover, metadata_urls, parse_metadata
 from loopback_login._errors import ConfigError, InvalidIdToken, ProviderError
@@ -137,7 +137,8 @@ def test_id_token_checks() -> None:
         check_id_token(_jwt(**good), issuer=ISSUER, client_id="c", nonce="n", now=now)["sub"]
         == "alice"
     )
-    assert jwt_claims(_jwt(**good))["sub"] == "alice"
+    claims = jwt_claims(_jwt(**good))
+    assert claims is not None and claims["sub"] == "alice"
     bad = [
         ({**good, "iss": "https://evil.example"}, "issued by"),
         ({**good, "aud": "other"}, "aud"),
@@ -162,7 +163,7 @@ def test_id_token_checks() -> None:
 
 
 @pytest.fixture
-async def metadata_server() -> AsyncIterator[tuple[str, list[str]]]:
+async def metadata_server(aiohttp_server: AiohttpServer) -> tuple[str, list[str]]:
     seen: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -180,15 +181,8 @@ async def metadata_server() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/"), seen
 
 
 async def test_discovery_is_cached_per_profile(metadata_server: tuple[str, list[str]]) -> None:

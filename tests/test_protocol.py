@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from itertools import count
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlsplit
 
 import pytest
@@ -32,6 +34,7 @@ from loopback_login._protocol import (
     s256_challenge,
     token_request,
 )
+from loopback_login._token import Token
 
 # --- test vectors -------------------------------------------------------------
 
@@ -117,7 +120,7 @@ def test_state_is_fresh_and_long() -> None:
     assert all(len(base64.urlsafe_b64decode(s + "=")) * 8 >= 128 for s in states)
 
 
-def _counting_bytes():
+def _counting_bytes() -> Callable[[int], bytes]:
     counter = count(1)
     return lambda n: bytes([next(counter)]) * n
 
@@ -335,7 +338,7 @@ HONEYWELL_RESPONSE = {
 }
 
 
-def _ok(body: object, **kwargs):
+def _ok(body: object, **kwargs: Any) -> Token:
     return parse_token_response(
         200, "OK", "application/json", json.dumps(body).encode(), now=1000.0, **kwargs
     )

@@ -105,7 +105,7 @@ def test_error_parsing_is_one_clean_line(status: int, reason: str, body: bytes) 
     assert text.isprintable() and len(text) < 600
 
 
-printable = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
+printable = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=60)
 
 
 @SETTINGS

@@ -166,5 +166,5 @@ def test_no_secret_in_python_logs(
     for secret in secrets:
         assert secret not in logged
         assert secret not in str(caught.value) and secret not in repr(caught.value)
-    for value in (token, fresh, credentials):
-        assert value.access_token not in repr(value)
+    for obtained in (token, fresh, credentials):
+        assert obtained.access_token not in repr(obtained)
