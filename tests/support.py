@@ -89,6 +89,23 @@ class Browser:
             time.sleep(0.05)
         raise AssertionError("the browser never ran")
 
+    def assert_never_ran(self) -> None:
+        """No browser ran for this test, and none is still on its way.
+
+        Checked in that order, without waiting: a browser started by the CLI
+        carries this log path in its environment from the fork on and writes
+        the log before it ends, so it is either alive now (and listed in /proc)
+        or its log is there.
+        """
+        marker = f"TEST_BROWSER_LOG={self.log_path}\0".encode()
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                alive = marker in environ.read_bytes() + b"\0"
+            except OSError:
+                continue  # ended meanwhile, or not ours
+            assert not alive, f"a browser is running: {environ.parent}"
+        assert not self.log_path.exists(), "a browser ran"
+
 
 def browser_for(tmp_path: Path) -> Browser:
     log = tmp_path / "browser.json"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -85,18 +87,17 @@ def test_localhost_fails_when_ipv6_side_is_held() -> None:
             bind(loopback_target(f"http://localhost:{port}/callback"))
 
 
-async def _serve(uri: str) -> tuple[Receiver, str]:
+@contextlib.asynccontextmanager
+async def _serve(uri: str) -> AsyncIterator[tuple[Receiver, str]]:
     listener = bind(loopback_target(uri))
-    receiver = Receiver(listener, state=STATE)
-    await receiver.__aenter__()
-    return receiver, listener.redirect_uri
+    async with Receiver(listener, state=STATE) as receiver:
+        yield receiver, listener.redirect_uri
 
 
 async def test_receiver_ignores_everything_but_this_logins_callback() -> None:
-    receiver, redirect = await _serve("http://127.0.0.1:0/callback")
-    origin = redirect.removesuffix("/callback")
-    waiting = asyncio.ensure_future(receiver.wait())
-    try:
+    async with _serve("http://127.0.0.1:0/callback") as (receiver, redirect):
+        origin = redirect.removesuffix("/callback")
+        waiting = asyncio.ensure_future(receiver.wait())
         async with aiohttp.ClientSession() as http:
             checks = [
                 ("GET", f"{origin}/favicon.ico", {}, 404),
@@ -120,13 +121,17 @@ async def test_receiver_ignores_everything_but_this_logins_callback() -> None:
             _reader, writer = await asyncio.open_connection(host, int(port))
             writer.close()
             await writer.wait_closed()
-            await asyncio.sleep(0.05)
+            # The event to wait for: the receiver answering a later request. An ended
+            # wait would show by then (its wake-up is queued on this loop before that).
+            async with http.get(f"{origin}/favicon.ico") as probe:
+                assert probe.status == 404
             assert not waiting.done()
 
             # The real callback: the page waits for the exchange's outcome.
             page = asyncio.ensure_future(http.get(f"{redirect}?code=the-code&state={STATE}"))
             assert await asyncio.wait_for(waiting, 5) == "the-code"
-            await asyncio.sleep(0.1)
+            async with http.get(f"{origin}/favicon.ico") as probe:
+                assert probe.status == 404
             assert not page.done()
             receiver.finish(None, profile="home")
             response = await asyncio.wait_for(page, 5)
@@ -137,13 +142,10 @@ async def test_receiver_ignores_everything_but_this_logins_callback() -> None:
             # Single use: the same callback again is refused.
             async with http.get(f"{redirect}?code=the-code&state={STATE}") as again:
                 assert again.status == 400
-    finally:
-        await receiver.__aexit__(None, None, None)
 
 
 async def test_failed_exchange_gives_a_failure_page_with_escaped_text() -> None:
-    receiver, redirect = await _serve("http://127.0.0.1:0/callback")
-    try:
+    async with _serve("http://127.0.0.1:0/callback") as (receiver, redirect):
         async with aiohttp.ClientSession() as http:
             page = asyncio.ensure_future(http.get(f"{redirect}?code=c&state={STATE}"))
             await asyncio.wait_for(receiver.wait(), 5)
@@ -153,13 +155,10 @@ async def test_failed_exchange_gives_a_failure_page_with_escaped_text() -> None:
             response.release()
         assert "Login failed" in text and "You are logged in" not in text
         assert "<script>x" not in text and "&lt;script&gt;" in text
-    finally:
-        await receiver.__aexit__(None, None, None)
 
 
 async def test_error_callback_ends_the_wait() -> None:
-    receiver, redirect = await _serve("http://127.0.0.1:0/callback")
-    try:
+    async with _serve("http://127.0.0.1:0/callback") as (receiver, redirect):
         async with (
             aiohttp.ClientSession() as http,
             http.get(
@@ -169,23 +168,17 @@ async def test_error_callback_ends_the_wait() -> None:
             assert "nope" in await response.text()
         with pytest.raises(AuthorizationDenied, match="nope"):
             await asyncio.wait_for(receiver.wait(), 5)
-    finally:
-        await receiver.__aexit__(None, None, None)
 
 
 async def test_port_is_free_again_at_once_after_a_served_login() -> None:
     port = free_port()
     uri = f"http://127.0.0.1:{port}/callback"
     for _ in range(2):
-        receiver, redirect = await _serve(uri)
-        try:
-            async with aiohttp.ClientSession() as http:
-                page = asyncio.ensure_future(http.get(f"{redirect}?code=c&state={STATE}"))
-                await asyncio.wait_for(receiver.wait(), 5)
-                receiver.finish(None, profile="p")
-                (await page).release()
-        finally:
-            await receiver.__aexit__(None, None, None)
+        async with _serve(uri) as (receiver, redirect), aiohttp.ClientSession() as http:
+            page = asyncio.ensure_future(http.get(f"{redirect}?code=c&state={STATE}"))
+            await asyncio.wait_for(receiver.wait(), 5)
+            receiver.finish(None, profile="p")
+            (await page).release()
     # And nothing is listening any more.
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
