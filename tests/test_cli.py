@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import stat
 import subprocess
@@ -302,117 +303,33 @@ def test_wrong_secret_is_a_provider_error(demo: DemoServer, browser: Browser) ->
     _assert_no_secrets(result.stderr, CLIENT_SECRET)
 
 
+# A command line (split as a shell would) and what its one-line error says.
+USAGE_ERRORS = """
+login bad/name  =>  invalid profile name 'bad/name'
+login home  =>  profile 'home' has no provider
+login home --provider nope  =>  unknown provider 'nope'
+login home --provider honeywell  =>  has no client id
+login home --provider honeywell --client-id x  =>  has no redirect URI
+login home --provider honeywell --client-id x --redirect-uri http://example.com:8080/cb  =>  not an http loopback address
+login home --authorize-url http://idp.example/a --token-url https://idp.example/t --client-id x  =>  must use https
+login home --timeout soon  =>  not a number of seconds
+login home --bogus  =>  unrecognized arguments: --bogus
+login home --authorize-param novalue  =>  expected KEY=VALUE
+frobnicate  =>  invalid choice
+login home --provider honeywell --client-id x --redirect-uri 'http://[::1/cb'  =>  is not a valid URL
+login home --provider honeywell --client-id x --paste --redirect-uri http://localhost:99999/cb  =>  is not a valid URL
+login home --authorize-url https://idp.example/a --client-id x --token-url 'https://[x/a'  =>  is not a valid URL
+login home --authorize-url https://idp.example/a --client-id x --token-url https://me:pw@idp.example/t  =>  must not carry a user name or password
+login home --provider honeywell --client-id x --redirect-uri http://127.0.0.1:8080/cb --authorize-param state=1 --save  =>  the authorize parameter 'state' is set by loopback-login itself
+"""
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["login", "bad/name"], "invalid profile name 'bad/name'"),
-        (["login", "home"], "profile 'home' has no provider"),
-        (["login", "home", "--provider", "nope"], "unknown provider 'nope'"),
-        (["login", "home", "--provider", "honeywell"], "has no client id"),
-        (["login", "home", "--provider", "honeywell", "--client-id", "x"], "has no redirect URI"),
-        (
-            [
-                "login",
-                "home",
-                "--provider",
-                "honeywell",
-                "--client-id",
-                "x",
-                "--redirect-uri",
-                "http://example.com:8080/cb",
-            ],
-            "not an http loopback address",
-        ),
-        (
-            [
-                "login",
-                "home",
-                "--authorize-url",
-                "http://idp.example/a",
-                "--token-url",
-                "https://idp.example/t",
-                "--client-id",
-                "x",
-            ],
-            "must use https",
-        ),
-        (["login", "home", "--timeout", "soon"], "not a number of seconds"),
-        (["login", "home", "--bogus"], "unrecognized arguments: --bogus"),
-        (["login", "home", "--authorize-param", "novalue"], "expected KEY=VALUE"),
-        (["frobnicate"], "invalid choice"),
-        (
-            [
-                "login",
-                "home",
-                "--provider",
-                "honeywell",
-                "--client-id",
-                "x",
-                "--redirect-uri",
-                "http://[::1/cb",
-            ],
-            "is not a valid URL",
-        ),
-        (
-            [
-                "login",
-                "home",
-                "--provider",
-                "honeywell",
-                "--client-id",
-                "x",
-                "--paste",
-                "--redirect-uri",
-                "http://localhost:99999/cb",
-            ],
-            "is not a valid URL",
-        ),
-        (
-            [
-                "login",
-                "home",
-                "--authorize-url",
-                "https://idp.example/a",
-                "--client-id",
-                "x",
-                "--token-url",
-                "https://[x/a",
-            ],
-            "is not a valid URL",
-        ),
-        (
-            [
-                "login",
-                "home",
-                "--authorize-url",
-                "https://idp.example/a",
-                "--client-id",
-                "x",
-                "--token-url",
-                "https://me:pw@idp.example/t",
-            ],
-            "must not carry a user name or password",
-        ),
-        (
-            [
-                "login",
-                "home",
-                "--provider",
-                "honeywell",
-                "--client-id",
-                "x",
-                "--redirect-uri",
-                "http://127.0.0.1:8080/cb",
-                "--authorize-param",
-                "state=1",
-                "--save",
-            ],
-            "the authorize parameter 'state' is set by loopback-login itself",
-        ),
-    ],
+    ("command", "message"),
+    [tuple(case.split("  =>  ")) for case in USAGE_ERRORS.strip().splitlines()],
 )
-def test_usage_and_config_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
-    result = run_cli(*args)
+def test_usage_and_config_errors_are_one_line_exit_2(command: str, message: str) -> None:
+    result = run_cli(*shlex.split(command))
     assert result.returncode == 2, result.stderr
     lines = _stderr_lines(result)
     assert len(lines) == 1 and message in lines[0], lines

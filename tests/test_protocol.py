@@ -72,41 +72,13 @@ def test_pkce_s256_matches_rfc7636_appendix_b() -> None:
 
 
 def test_rfc7636_appendix_b_verifier_from_its_octets() -> None:
+    # The 32 octets as RFC 7636 Appendix B prints them.
     octets = bytes(
-        [
-            116,
-            24,
-            223,
-            180,
-            151,
-            153,
-            224,
-            37,
-            79,
-            250,
-            96,
-            125,
-            216,
-            173,
-            187,
-            186,
-            22,
-            212,
-            37,
-            77,
-            105,
-            214,
-            191,
-            240,
-            91,
-            88,
-            5,
-            88,
-            83,
-            132,
-            141,
-            121,
-        ]
+        json.loads("""
+        [116, 24, 223, 180, 151, 153, 224, 37, 79, 250, 96, 125, 216, 173,
+        187, 186, 22, 212, 37, 77, 105, 214, 191, 240, 91, 88, 5, 88, 83,
+        132, 141, 121]
+        """)
     )
     assert new_code_verifier(lambda n: octets[:n]) == "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 
