@@ -4,7 +4,8 @@ stdout carries only the result (the summary of ``login``, the token of
 ``token``, the table of ``status``); the URL, progress and errors go to stderr.
 Exit codes: 0 ok, 2 usage or configuration, 3 login required, 4 provider or
 network, 5 timed out or cancelled. Heavy modules are imported only by the
-commands that need them: ``token`` reads one file and prints.
+commands that need them: ``token`` reads one file and prints. What each fast
+path may import is stated once, in tests/test_fast_paths.py.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ProviderError
 
-TYPE_CHECKING = False  # on the way to the browser: typing only for the type checker
 if TYPE_CHECKING:
     from typing import Any
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from ._bind import is_loopback_host
@@ -18,7 +18,6 @@ from ._providers import preset
 from ._record import DEFAULT_SKEW
 from ._store import check_profile_name
 
-TYPE_CHECKING = False  # on the way to the browser: typing only for the type checker
 if TYPE_CHECKING:
     from typing import Any
 

@@ -16,7 +16,7 @@ import json
 import math
 import re
 import secrets
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from ._errors import (
@@ -30,7 +30,6 @@ from ._errors import (
     TokenEndpointError,
 )
 
-TYPE_CHECKING = False  # on the way to the browser: typing only for the type checker
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any

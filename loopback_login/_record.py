@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # `token` reads through here: typing only for the type checker
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any

@@ -8,6 +8,7 @@ listen backlog. :mod:`._flows` takes over from :class:`Started`.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ._bind import Listener, LoopbackTarget, bind, loopback_target
@@ -15,7 +16,6 @@ from ._browser import no_browser_reason, open_browser
 from ._errors import ConfigError, PortInUse
 from ._protocol import AuthorizeRequest, authorize_request
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType

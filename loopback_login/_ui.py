@@ -6,12 +6,7 @@ Nothing here touches stdout: it carries only a command's result.
 from __future__ import annotations
 
 import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, Protocol
-else:
-    Protocol = object  # the browser opens before typing would have been imported
+from typing import Any, Protocol
 
 
 class Reporter(Protocol):

@@ -9,7 +9,6 @@ import shlex
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +17,6 @@ import pytest
 from support import (
     CLIENT_ID,
     CLIENT_SECRET,
-    NEUTRAL_CWD,
     Browser,
     DemoServer,
     free_port,
@@ -372,48 +370,6 @@ def test_expired_token_is_login_required(isolated_env: Path) -> None:
     result = run_cli("token", "home")
     assert result.returncode == 3 and result.stdout == ""
     assert "has expired" in result.stderr
-
-
-def test_token_imports_nothing_heavy(tmp_path: Path) -> None:
-    """DESIGN.md §5: `token` with a valid token reads one file and prints; python -X importtime shows it."""
-    home = tmp_path / "home"
-    record = {"access_token": "tok", "token_type": "Bearer", "expires_at": time.time() + 600}
-    write_private(home / ".config" / "loopback-login" / "tokens" / "home.json", json.dumps(record))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("LOOPBACK_LOGIN_CONFIG_DIR", "XDG_CONFIG_HOME")
-    }
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "loopback_login", "token", "home"],
-        capture_output=True,
-        text=True,
-        env={**env, "HOME": str(home)},
-        timeout=30,
-        cwd=NEUTRAL_CWD,
-    )
-    assert result.stdout == "tok\n", result.stderr
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
-    assert "loopback_login._record" in imported  # the probe does see our imports
-    heavy = {
-        name
-        for name in imported
-        if name.split(".")[0]
-        in (
-            "aiohttp",
-            "yarl",
-            "asyncio",
-            "multidict",
-            "tomlkit",
-            "ssl",
-            "dataclasses",
-            "platformdirs",
-            "tomllib",
-            "filelock",
-            "shutil",
-        )
-    }
-    assert heavy == set()
 
 
 def test_providers_lists_honeywell() -> None:
