@@ -92,6 +92,19 @@ def jwt_claims(jwt: object) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+#: The profile `loopback-login demo` logs in as.
+DEMO_PROFILE = "demo"
+
+
+def made_by_demo(name: str, record: Mapping[str, Any]) -> bool:
+    """Is this the record `loopback-login demo` wrote (profile ``demo``, demo provider)?
+
+    Its provider and app lived only while the demo ran: its port may now be
+    anyone's, so nothing (no secret, no token) is ever sent there again.
+    """
+    return name == DEMO_PROFILE and record.get("provider") == "demo"
+
+
 def record_skew(record: Mapping[str, Any]) -> float:
     """The refresh skew a record was saved with."""
     skew = record.get("skew")
