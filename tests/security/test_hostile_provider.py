@@ -273,9 +273,14 @@ def test_discovery_follows_no_redirect_to_another_origin(hostile: Hostile, where
             assert result.returncode == 4, result.stderr
             assert "redirect" in result.stderr.splitlines()[-1]
             assert other.hits == []
-            assert not (Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "metadata").exists() or [
-                p for p in (Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "metadata").iterdir()
-            ] == []
+            assert (
+                not (Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "metadata").exists()
+                or [
+                    p
+                    for p in (Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "metadata").iterdir()
+                ]
+                == []
+            )
         else:
             assert result.returncode == 0, result.stderr
     finally:
@@ -291,4 +296,3 @@ def test_discovery_never_downgrades_https() -> None:
     assert not redirect_allowed("https://idp.example/a", "https://evil.example/a")
     assert not redirect_allowed("https://idp.example/a", "https://idp.example:8443/a")
     assert not redirect_allowed("https://idp.example/a", "//evil.example/a")
-

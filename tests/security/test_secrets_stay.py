@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import shutil
@@ -85,10 +86,8 @@ class Listener:
                 continue
             with conn:
                 conn.settimeout(2)
-                try:
+                with contextlib.suppress(OSError):
                     self.received.append(conn.recv(65536))
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.stop = True
