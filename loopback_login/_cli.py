@@ -279,6 +279,7 @@ def _resolve(args: argparse.Namespace, store: Store) -> Profile:
     from ._profile import SECRET_ENV, issuer_of, resolve_profile
 
     name = check_profile_name(args.profile)
+    store.check_case(name)
     table, flags = store.profile_table(name), _given_profile_flags(args)
     if issuer_of(table, flags) is not None:
         from ._flows import resolve

@@ -33,11 +33,22 @@ APP_NAME = "loopback-login"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+# Windows opens a device for these whatever the extension (NUL.json, con.txt):
+# refused everywhere, so that a profile behaves the same on every OS.
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)]
+)
+
+
 def check_profile_name(name: str) -> str:
     if not PROFILE_NAME.fullmatch(name):
         raise ConfigError(
             f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-' "
             "(up to 64, starting with a letter or digit)"
+        )
+    if name.split(".", 1)[0].upper() in _RESERVED:
+        raise ConfigError(
+            f"invalid profile name {name!r}: {name.split('.', 1)[0]} is a device name on Windows"
         )
     return name
 
@@ -160,6 +171,7 @@ class Store:
         import tomlkit
 
         self.read_config()  # refuse to rewrite a file we cannot parse
+        self.check_case(name)
         try:
             with open(self.config_path, encoding="utf-8") as file:
                 document = tomlkit.parse(file.read())
@@ -183,6 +195,7 @@ class Store:
         try:
             data = self._read_private(path)
         except FileNotFoundError:
+            self.check_case(name)  # only now: `token` with a stored token stays one read
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -233,6 +246,8 @@ class Store:
 
     def write_record(self, name: str, record: Mapping[str, Any], path: str | None = None) -> str:
         path = path or self.token_path(name)
+        if not os.path.exists(path):
+            self.check_case(name)
         self._write(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
         return path
 
@@ -290,6 +305,19 @@ class Store:
             yield
         finally:
             lock.release()
+
+    def check_case(self, name: str) -> None:
+        """Refuse ``name`` when a profile differs from it only in case.
+
+        Windows and macOS file systems ignore case: ``Home`` and ``home`` would
+        share one token file there, so they are one name everywhere.
+        """
+        for existing in self.profile_names():
+            if existing != name and existing.casefold() == name.casefold():
+                raise ConfigError(
+                    f"profile {name!r} differs from the existing profile {existing!r} only in "
+                    f"case; use {existing!r} or another name"
+                )
 
     def profile_names(self) -> list[str]:
         """Every name with a config table or a token file."""
