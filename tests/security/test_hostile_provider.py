@@ -296,3 +296,35 @@ def test_discovery_never_downgrades_https() -> None:
     assert not redirect_allowed("https://idp.example/a", "https://evil.example/a")
     assert not redirect_allowed("https://idp.example/a", "https://idp.example:8443/a")
     assert not redirect_allowed("https://idp.example/a", "//evil.example/a")
+
+
+# --- PKCE ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("methods", [["plain"], [], None])
+def test_pkce_is_s256_whatever_the_metadata_lists(hostile: Hostile, methods: Any) -> None:
+    issuer = hostile.origin
+    document: dict[str, Any] = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+    }
+    if methods is not None:
+        document["code_challenge_methods_supported"] = methods
+    hostile.routes["/.well-known/openid-configuration"] = lambda _q: (
+        200,
+        {"Content-Type": "application/json"},
+        json.dumps(document).encode(),
+    )
+    args = ["login", "evil", "--issuer", issuer, "--client-id", "app"]
+    args += ["--redirect-uri", "http://127.0.0.1:0/cb", "--no-browser", "--timeout", "1"]
+    # A confidential client (the secret comes from the environment), as in the attack.
+    result = run_cli(*args)
+    assert result.returncode == 5, result.stderr
+    url = next(line for line in result.stderr.splitlines() if "Open this URL" in line)
+    query = parse_qs(url.split("?", 1)[1])
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    # Only the profile itself turns PKCE off.
+    off = run_cli(*args, "--no-pkce")
+    url = next(line for line in off.stderr.splitlines() if "Open this URL" in line)
+    assert "code_challenge" not in url
