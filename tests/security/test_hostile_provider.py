@@ -235,14 +235,15 @@ def test_discovered_authorize_endpoint_is_shown_escaped(hostile: Hostile) -> Non
 def test_host_in_a_network_error_is_shown_escaped(isolated_env: Path) -> None:
     write_private(
         isolated_env / "config.toml",
+        # A bidi override and a C1 control (NEL) in the host: URL parsers let them through.
         '[profiles.evil]\nclient_id = "app"\n'
-        'token_url = "https://evil\\u001b[31m\\u0007.invalid/token"\n',
+        'token_url = "https://evil\\u202e\\u0085x.invalid/token"\n',
     )
     result = run_cli("client-credentials", "evil")
-    assert result.returncode in (2, 4), result.stderr
+    assert result.returncode == 4, result.stderr
     assert len(result.stderr.splitlines()) == 1
-    assert not any(ch in result.stderr for ch in "\x1b\x07"), repr(result.stderr)
-    assert "\\x1b" in result.stderr
+    assert not any(ch in result.stderr for ch in "\u202e\x85"), repr(result.stderr)
+    assert "evil\\u202e\\x85x.invalid" in result.stderr
 
 
 # --- discovery redirects ---------------------------------------------------------------
