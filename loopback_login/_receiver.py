@@ -134,6 +134,7 @@ class Receiver:
         self._outcome: asyncio.Future[web.Response] = loop.create_future()
         self._connections: dict[object, _Connection] = {}  # by aiohttp's protocol object
         self._accepting: list[asyncio.Task[None]] = []
+        self._serving: set[asyncio.Task[None]] = set()
         self._uids = {0, os.geteuid()} if hasattr(os, "geteuid") else set()
         self._wsl = is_wsl()
         # The login's own user (or, where owners are unknown, everyone) may
@@ -174,9 +175,10 @@ class Receiver:
         else:
             self._callback.cancel()
         try:
-            for task in self._accepting:
+            tasks = [*self._accepting, *self._serving]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._accepting, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             assert self._runner is not None
             await self._runner.cleanup()
         finally:
@@ -252,7 +254,9 @@ class Receiver:
             return
         key = object()  # counted from now on; re-keyed by its protocol once it has one
         self._connections[key] = connection = _Connection(client, allowed)
-        asyncio.get_running_loop().create_task(self._serve(conn, key, connection))
+        task = asyncio.get_running_loop().create_task(self._serve(conn, key, connection))
+        self._serving.add(task)  # asyncio holds tasks weakly
+        task.add_done_callback(self._serving.discard)
 
     async def _serve(self, conn: socket.socket, key: object, connection: _Connection) -> None:
         assert self._runner is not None and self._runner.server is not None
@@ -267,12 +271,14 @@ class Receiver:
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.connect_accepted_socket(protocol, conn)
-        except (OSError, RuntimeError):
+        except BaseException as exc:  # gone already, or the login is over (cancelled)
             conn.close()
             for handler, held in list(self._connections.items()):
                 if held is connection:
                     del self._connections[handler]
-            return
+            if isinstance(exc, (OSError, RuntimeError)):
+                return
+            raise
         connection.transport = transport
         loop.call_later(HEAD_TIMEOUT, self._expire, connection)
 
