@@ -74,6 +74,9 @@ def loopback_target(redirect_uri: str) -> LoopbackTarget:
         raise ConfigError(f"the redirect URI {redirect_uri!r} must not have a #fragment")
     if parts.username or parts.password:
         raise ConfigError(f"the redirect URI {redirect_uri!r} must not carry credentials")
+    if host != "localhost":
+        # Browsers send the canonical form in Host ([0:0:0:0:0:0:0:1] arrives as [::1]).
+        host = str(ipaddress.ip_address(host))
     netloc_host = f"[{host}]" if ":" in host else host.lower()
     return LoopbackTarget(
         redirect_uri=redirect_uri,

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,6 +53,17 @@ def is_wsl(osrelease: str = "/proc/sys/kernel/osrelease") -> bool:
         return False
 
 
+# RFC 3986 §2.2 and §2.3 without the quote-like "'", plus "%" to keep escapes as they are.
+_URL_SAFE = ":/?#[]@!$&()*+,;=-._~%"
+
+
+def child_environment() -> dict[str, str]:
+    """Our environment without the secrets we read from it, for the programs we start."""
+    from ._profile import SECRET_ENVS
+
+    return {key: value for key, value in os.environ.items() if key not in SECRET_ENVS}
+
+
 def wsl_command(url: str) -> list[str]:
     """Open ``url`` in the Windows browser from WSL: wslview if installed, else PowerShell.
 
@@ -62,7 +74,11 @@ def wsl_command(url: str) -> list[str]:
     wslview = shutil.which("wslview")
     if wslview:
         return [wslview, url]
-    quoted = url.replace("'", "''")  # PowerShell single-quoted string
+    # PowerShell takes ' and U+2018 to U+201B as single quotes (and U+201C to
+    # U+201E as double ones), so doubling the ASCII ' is not enough: percent-
+    # encode everything but unreserved and reserved ASCII (RFC 3986 §2), which
+    # leaves no quote of any kind in the URL and means the same to the browser.
+    quoted = quote(url, safe=_URL_SAFE)
     return [
         "powershell.exe",
         "-NoProfile",
@@ -104,10 +120,15 @@ def _launch(url: str) -> bool:
     commands = browser_command(url)
     if not commands and is_wsl():
         commands = [(wsl_command(url), True)]
+    env = child_environment()
     if not commands:
-        import webbrowser
+        if len(env) == len(os.environ):
+            import webbrowser
 
-        return webbrowser.open(url)
+            return webbrowser.open(url)
+        # webbrowser's commands inherit our environment, secrets included:
+        # let a child Python, started without them, run it.
+        commands = [([sys.executable, "-m", "webbrowser", "-t", url], True)]
     for args, wait in commands:
         try:
             # Our stdout carries only the command's result, and a browser that
@@ -117,6 +138,7 @@ def _launch(url: str) -> bool:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                env=env,  # the browser has no business with our client secret
             )
         except OSError:
             continue

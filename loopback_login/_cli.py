@@ -18,6 +18,7 @@ import time
 
 from ._errors import LoginRequired, LoopbackLoginError
 from ._store import Store, check_profile_name
+from ._text import shown
 
 # `token` must start fast: the typing machinery is for the type checker only.
 TYPE_CHECKING = False
@@ -71,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(shown(line), file=sys.stderr, flush=True)
 
 
 def _warn_secret_flag(args: argparse.Namespace) -> None:
@@ -110,12 +111,12 @@ def cmd_login(args: argparse.Namespace) -> int:
             finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
         )
     path = store.token_path(profile.name)
-    print(_summary("Logged in", profile.name, profile.provider, token, path))
+    print(shown(_summary("Logged in", profile.name, profile.provider, token, path)))
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from ._record import expiring, record_skew
+    from ._record import expiring, is_token_value, record_skew
 
     store = Store()
     name = check_profile_name(args.profile)
@@ -123,8 +124,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     _warn_secret_flag(args)
     access_token, expires_at = record.get("access_token"), record.get("expires_at")
     if (
-        isinstance(access_token, str)
-        and access_token
+        is_token_value(access_token)
         and (expires_at is None or isinstance(expires_at, (int, float)))
         and not expiring(expires_at, record_skew(record))
     ):
@@ -146,7 +146,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     _warn_secret_flag(args)
     token = _run(refresh_stored(store, name, force=True, client_secret=args.client_secret))
     provider = str((store.read_record(name) or {}).get("provider"))
-    print(_summary("Refreshed", name, provider, token, store.token_path(name)))
+    print(shown(_summary("Refreshed", name, provider, token, store.token_path(name))))
     return 0
 
 
@@ -184,7 +184,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             record = store.read_record(name)
             token = token_from_record(record) if record is not None else None
-        except (LoginRequired, ValueError):
+        except (LoopbackLoginError, ValueError):  # one bad record never hides the others
             rows.append((name, str(provider), "-", "unreadable", "-", "-", store.token_path(name)))
             continue
         if record is None or token is None:
@@ -248,7 +248,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ._ui import Terminal
 
     token = _run(run_demo(store, timeout=args.timeout, reporter=Terminal()))
-    print(_summary("Logged in", "demo", "demo", token, store.token_path("demo")))
+    print(shown(_summary("Logged in", "demo", "demo", token, store.token_path("demo"))))
     return 0
 
 
@@ -280,6 +280,7 @@ def _resolve(args: argparse.Namespace, store: Store) -> Profile:
     from ._profile import SECRET_ENV, issuer_of, resolve_profile
 
     name = check_profile_name(args.profile)
+    store.check_case(name)
     table, flags = store.profile_table(name), _given_profile_flags(args)
     if issuer_of(table, flags) is not None:
         from ._flows import resolve
@@ -291,6 +292,7 @@ def _resolve(args: argparse.Namespace, store: Store) -> Profile:
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    rows = [[shown(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -308,7 +310,10 @@ def _expiry(expires_at: float | None, now: float) -> str:
     if expires_at is None:
         return "no expiry given"
     left = expires_at - now
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires_at))
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires_at))
+    except (OverflowError, OSError, ValueError):  # beyond what the C library can show
+        return "no usable expiry"
     if left <= 0:
         return f"{when} (expired)"
     return f"{when} (in {_duration(left)})"
@@ -567,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoopbackLoginError as exc:
         if debug:
             raise
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{PROG}: {shown(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: cancelled", file=sys.stderr)

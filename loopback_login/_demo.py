@@ -569,6 +569,7 @@ async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token
     from ._profile import resolve_profile
     from ._start import SystemBrowser
 
+    _refuse_to_replace(store)
     secret = secrets.token_urlsafe(24)  # a fresh demo app each run: nothing to leak
     redirect_uri = "http://127.0.0.1:0/callback"
     client = DemoClient(
@@ -614,6 +615,27 @@ async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token
         "(`loopback-login status`)."
     )
     return token
+
+
+def _refuse_to_replace(store: Store) -> None:
+    """The demo logs in as profile ``demo``: never over one it did not make."""
+    from ._errors import ConfigError, LoginRequired
+    from ._record import DEMO_PROFILE, made_by_demo
+
+    try:
+        record = store.read_record(DEMO_PROFILE)
+    except LoginRequired:
+        record = {}  # unreadable: not known to be the demo's
+    if store.profile_table(DEMO_PROFILE) is not None:
+        raise ConfigError(
+            f"a profile named {DEMO_PROFILE!r} is configured in {store.config_path}; the demo "
+            f"would replace it: rename or remove [profiles.{DEMO_PROFILE}] first"
+        )
+    if record is not None and not made_by_demo(DEMO_PROFILE, record):
+        raise ConfigError(
+            f"a profile named {DEMO_PROFILE!r} already holds tokens the demo did not make; "
+            f"the demo would replace them: `loopback-login logout {DEMO_PROFILE}` first"
+        )
 
 
 async def _call_api(

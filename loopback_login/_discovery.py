@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ._errors import ProviderError
 
@@ -135,11 +135,26 @@ async def discover(
     return metadata
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+
+def redirect_allowed(url: str, location: str) -> bool:
+    """Follow a metadata redirect only within the same origin: never elsewhere, never to http.
+
+    The endpoints found are cached for a day; an open redirect or a hostile
+    hop must not choose them (RFC 8414 §3.3 ties the document to the issuer).
+    """
+    here, there = urlsplit(url), urlsplit(urljoin(url, location))
+    return (here.scheme, here.netloc.lower()) == (there.scheme, there.netloc.lower())
+
+
 async def _fetch(issuer: str) -> Metadata:
     import aiohttp
 
     from ._bind import is_loopback_host
     from ._http import read_body
+    from ._protocol import _clean
 
     host = urlsplit(issuer).hostname or ""
     last = "no answer"
@@ -148,10 +163,23 @@ async def _fetch(issuer: str) -> Metadata:
             trust_env=not is_loopback_host(host), timeout=aiohttp.ClientTimeout(total=30)
         ) as session:
             for url in metadata_urls(issuer):
-                async with session.get(url, headers={"Accept": "application/json"}) as response:
-                    if response.status == 200:
-                        return parse_metadata(issuer, await read_body(response))
-                    last = f"{response.status} {response.reason or ''}".strip()
+                for _hop in range(_MAX_REDIRECTS + 1):
+                    async with session.get(
+                        url, headers={"Accept": "application/json"}, allow_redirects=False
+                    ) as response:
+                        location = response.headers.get("Location")
+                        if response.status in _REDIRECTS and location is not None:
+                            if not redirect_allowed(url, location):
+                                raise ProviderError(
+                                    f"the metadata of {issuer} redirects to another origin "
+                                    f"({_clean(location, 100)}); not followed"
+                                )
+                            url = urljoin(url, location)
+                            continue
+                        if response.status == 200:
+                            return parse_metadata(issuer, await read_body(response))
+                        last = f"{response.status} {response.reason or ''}".strip()
+                        break
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProviderError(
             f"could not read the metadata of {issuer}: {type(exc).__name__}"

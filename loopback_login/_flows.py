@@ -40,7 +40,7 @@ from ._protocol import (
     revocation_request,
     token_request,
 )
-from ._record import record_skew
+from ._record import made_by_demo, record_skew
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._start import Started, start_login
 from ._store import Store
@@ -271,6 +271,12 @@ def _record_client(
     store: Store, name: str, record: dict[str, object], given_secret: str | None
 ) -> tuple[str, ClientAuth, str | None]:
     """Client id, authentication and secret for the token endpoint, from a token record."""
+    if made_by_demo(name, record):
+        # Never a secret from the environment, the config or a flag for it.
+        raise LoginRequired(
+            f"profile {name!r} belongs to `loopback-login demo`, whose provider ran only "
+            "while the demo did; run `loopback-login demo` again"
+        )
     client_id = record.get("client_id")
     auth_name = str(record.get("client_auth") or "none")
     if not isinstance(client_id, str) or auth_name not in set(ClientAuth):
@@ -423,7 +429,12 @@ async def logout(
         record = store.read_record(name)
     except LoginRequired:
         record = None  # unreadable: nothing to revoke, still delete
-    revoking = revoke and record is not None and isinstance(record.get("revocation_url"), str)
+    revoking = (
+        revoke
+        and record is not None
+        and isinstance(record.get("revocation_url"), str)
+        and not made_by_demo(name, record)  # its provider is gone; its port may be anyone's
+    )
     failure: ProviderError | None = None
     if revoking:
         assert record is not None

@@ -45,6 +45,8 @@ PROFILE_KEYS = frozenset(
 )
 
 SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
+#: Every environment variable holding a secret we read: kept from the programs we start.
+SECRET_ENVS = frozenset({SECRET_ENV})
 
 
 class Profile(NamedTuple):
@@ -174,8 +176,9 @@ def resolve_profile(
         token_url = merged.get("token_url") or metadata.token_endpoint
         client_credentials_url = merged.get("client_credentials_url") or token_url
         revocation_url = merged.get("revocation_url") or metadata.revocation_endpoint
-        methods = metadata.code_challenge_methods
-        provider_name, default_pkce = "oidc", methods is None or "S256" in methods
+        # PKCE S256 whatever the metadata lists: a provider listing only "plain"
+        # (or nothing) must not turn it off (RFC 9700 §2.1.1); only the profile can.
+        provider_name, default_pkce = "oidc", True
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")

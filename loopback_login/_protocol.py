@@ -29,6 +29,7 @@ from ._errors import (
     StateMismatch,
     TokenEndpointError,
 )
+from ._record import MAX_LIFETIME, is_token_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -396,6 +397,13 @@ def parse_token_response(
     access_token = data.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise TokenEndpointError("the token response has no access_token", status=status)
+    if not is_token_value(access_token):
+        # It would split the Authorization header (`token --header`) or a shell word.
+        raise TokenEndpointError(
+            "the token endpoint sent an access_token with spaces or control characters, "
+            "which no Bearer token has (RFC 6750 §2.1); refused",
+            status=status,
+        )
     token_type = data.get("token_type", "Bearer")
     if not isinstance(token_type, str) or token_type.lower() not in _BEARER_TYPES:
         raise TokenEndpointError(
@@ -414,7 +422,10 @@ def parse_token_response(
     return Token(
         access_token=access_token,
         token_type="Bearer",
-        expires_at=now + lifetime if lifetime is not None and lifetime >= 0 else None,
+        # A negative, non-finite or absurd lifetime is no lifetime: unknown.
+        expires_at=(
+            now + lifetime if lifetime is not None and 0 <= lifetime <= MAX_LIFETIME else None
+        ),
         refresh_token=refresh_token,
         scope=scope,
         obtained_at=now,
@@ -530,9 +541,11 @@ def _clean(text: str, limit: int = 200) -> str:
     """Text from the network made safe for one terminal line, bounded.
 
     Control characters (escape sequences, newlines) and every other character
-    that does not print (bidi overrides, unassigned code points) become spaces.
+    that does not print (bidi overrides, unassigned code points) are escaped.
     """
-    text = "".join(ch if ch.isprintable() else " " for ch in text[: limit * 2]).strip()
+    from ._text import shown
+
+    text = shown(text[: limit * 2].strip())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

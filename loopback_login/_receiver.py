@@ -5,19 +5,49 @@ redirect path for the redirect's own Host, ignores anything that is not this
 login's answer (wrong state, stray requests, preconnects), and holds the
 browser's request open until the token exchange is over, so the page the user
 sees tells the truth.
+
+It accepts connections itself, so that it can bound what one client holds
+(another local user flooding the port must not starve the browser) and, on
+Linux, learn who owns each client socket: only the login's own user and root
+may complete or end the login (the authorize URL, state included, is on the
+browser launcher's command line, which every local user can read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import html
+import logging
+import os
+import socket
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ._bind import Listener
+from ._browser import is_wsl
 from ._errors import InvalidCallback, LoopbackLoginError
+from ._peer import peer_owner, read_tables
 from ._protocol import parse_callback
+
+if TYPE_CHECKING:
+    from ._peer import Tables
+
+#: Open connections another user (each uid; the unknown alike) may hold at once.
+MAX_CONNECTIONS_PER_CLIENT = 64
+#: Seconds a connection has to send its request head before it is closed (slowloris).
+HEAD_TIMEOUT = 10.0
+#: Browsers send every localhost cookie to every port: 64 KiB and more are common.
+MAX_HEADER_BYTES = 128 * 1024
+_ACCEPT_BATCH = 64
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+# aiohttp's server logger would print tracebacks quoting the request (cookies
+# included): a logger of our own, outside the logging tree, that says nothing.
+_SILENT = logging.Logger("loopback_login.receiver", logging.CRITICAL + 1)
+_SILENT.addHandler(logging.NullHandler())
 
 _SECURITY_HEADERS = {
     # Pages load nothing external and leak nothing onward (RFC 9700 §4.2.4).
@@ -56,6 +86,33 @@ def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, headers=_SECURITY_HEADERS)
 
 
+def _descriptors() -> int:
+    """How many files this process may open (RLIMIT_NOFILE), bounded."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 512  # Windows: no such limit on sockets
+    return 8192 if soft < 0 else min(soft, 8192)
+
+
+class _Connection:
+    """One accepted connection: whose it is, and whether it has sent a request yet."""
+
+    __slots__ = ("allowed", "client", "started", "transport")
+
+    def __init__(self, client: object, allowed: bool) -> None:
+        self.client = client  # a uid, or None where the owner is unknown
+        self.allowed = allowed
+        self.started = False
+        self.transport: asyncio.Transport | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.transport is not None and self.transport.is_closing()
+
+
 class Receiver:
     """``async with Receiver(...) as r: code = await r.wait(); ...; r.finish(...)``."""
 
@@ -75,20 +132,32 @@ class Receiver:
         loop = asyncio.get_running_loop()
         self._callback: asyncio.Future[str] = loop.create_future()
         self._outcome: asyncio.Future[web.Response] = loop.create_future()
+        self._connections: dict[object, _Connection] = {}  # by aiohttp's protocol object
+        self._accepting: list[asyncio.Task[None]] = []
+        self._serving: set[asyncio.Task[None]] = set()
+        self._uids = {0, os.geteuid()} if hasattr(os, "geteuid") else set()
+        self._wsl = is_wsl()
+        # The login's own user (or, where owners are unknown, everyone) may
+        # use half our descriptors: a browser opens several connections and
+        # the same user is trusted anyway (it could read the token files).
+        self._trusted_limit = max(MAX_CONNECTIONS_PER_CLIENT, _descriptors() // 2)
 
     async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=5.0
+            app,
+            handle_signals=False,
+            access_log=None,
+            logger=_SILENT,
+            shutdown_timeout=5.0,
+            keepalive_timeout=0,  # one request per connection: nothing idles after it
+            max_field_size=MAX_HEADER_BYTES,  # the request line keeps aiohttp's 8 KiB
         )
         await self._runner.setup()
-        try:
-            for sock in self._listener.sockets:
-                await web.SockSite(self._runner, sock).start()
-        except BaseException:
-            await self._runner.cleanup()
-            raise
+        self._accepting = [
+            asyncio.create_task(self._accept(sock)) for sock in self._listener.sockets
+        ]
         return self
 
     async def __aexit__(
@@ -106,6 +175,10 @@ class Receiver:
         else:
             self._callback.cancel()
         try:
+            tasks = [*self._accepting, *self._serving]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             assert self._runner is not None
             await self._runner.cleanup()
         finally:
@@ -130,7 +203,110 @@ class Receiver:
             page = _response(200, "Login failed", f"{error}. Return to the terminal for details.")
         self._outcome.set_result(page)
 
+    # --- connections ------------------------------------------------------
+
+    async def _accept(self, sock: socket.socket) -> None:
+        """Accept connections for as long as the login runs; never log, never give up."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                # Out of descriptors: wait for some to be released, quietly
+                # (asyncio's own accept loop logs a traceback each time).
+                await asyncio.sleep(0.05 if exc.errno in _OUT_OF_RESOURCES else 0)
+                continue
+            batch = [conn]
+            while len(batch) < _ACCEPT_BATCH:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:  # BlockingIOError: none waiting
+                    break
+                batch.append(conn)
+            tables = read_tables()  # once per batch: it lists every socket
+            for conn in batch:
+                self._admit(conn, tables)
+
+    def _admit(self, conn: socket.socket, tables: Tables | None) -> None:
+        try:
+            ours, peer = conn.getsockname(), conn.getpeername()
+        except OSError:  # already gone
+            conn.close()
+            return
+        if tables is None:
+            # No socket table (macOS, Windows, no /proc): the owner is unknown
+            # and everyone is let in.
+            client, allowed = None, True
+        else:
+            owner = peer_owner(tables, ours, peer)
+            if owner is not None and owner.inode != 0:
+                client, allowed = owner.uid, owner.uid in self._uids
+            else:
+                # Gone already (inode 0: closed, its uid no longer shown), or
+                # not in this kernel's table: under WSL's mirrored networking
+                # the browser's socket is Windows'; anywhere else it is refused.
+                client, allowed = None, owner is None and self._wsl
+        for key in [key for key, held in self._connections.items() if held.closed]:
+            del self._connections[key]
+        held = sum(1 for c in self._connections.values() if c.client == client)
+        if held >= (self._trusted_limit if allowed else MAX_CONNECTIONS_PER_CLIENT):
+            conn.close()
+            return
+        key = object()  # counted from now on; re-keyed by its protocol once it has one
+        self._connections[key] = connection = _Connection(client, allowed)
+        task = asyncio.get_running_loop().create_task(self._serve(conn, key, connection))
+        self._serving.add(task)  # asyncio holds tasks weakly
+        task.add_done_callback(self._serving.discard)
+
+    async def _serve(self, conn: socket.socket, key: object, connection: _Connection) -> None:
+        assert self._runner is not None and self._runner.server is not None
+        server = self._runner.server
+
+        def protocol() -> asyncio.BaseProtocol:
+            handler = server()
+            # Registered before any byte is read, so the handler always finds it.
+            self._connections[handler] = self._connections.pop(key)
+            return handler
+
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.connect_accepted_socket(protocol, conn)
+        except BaseException as exc:  # gone already, or the login is over (cancelled)
+            conn.close()
+            for handler, held in list(self._connections.items()):
+                if held is connection:
+                    del self._connections[handler]
+            if isinstance(exc, (OSError, RuntimeError)):
+                return
+            raise
+        connection.transport = transport
+        loop.call_later(HEAD_TIMEOUT, self._expire, connection)
+
+    @staticmethod
+    def _expire(connection: _Connection) -> None:
+        if not connection.started and connection.transport is not None:
+            connection.transport.abort()
+
+    # --- requests ---------------------------------------------------------
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request)
+        # One request per connection: an idle keep-alive connection is one less for the flood.
+        response.force_close()
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        connection = self._connections.get(request.protocol)
+        if connection is not None:
+            connection.started = True
+        if connection is None or not connection.allowed:
+            # Another local user, who may have read the state from the
+            # browser's command line: neither completes nor ends this login.
+            return _response(
+                403,
+                "Not your login",
+                "This login belongs to another user of this computer.",
+            )
         # DNS rebinding: a web page on another name that resolves here must not reach us.
         if request.headers.get("Host", "").lower() not in self._listener.allowed_hosts:
             return _plain(400, "400: wrong Host")

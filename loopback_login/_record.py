@@ -11,9 +11,40 @@ import time
 TYPE_CHECKING = False  # `token` reads through here: typing only for the type checker
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, TypeGuard
 
 DEFAULT_SKEW = 60
+#: A lifetime longer than this (ten years) is nonsense, and is taken as unknown.
+MAX_LIFETIME = 10 * 365 * 86400
+#: Expiry times beyond the year 9999 do not fit a calendar (nor C's time_t everywhere).
+_LAST_TIME = 253_402_300_799
+
+
+def is_token_value(value: object) -> TypeGuard[str]:
+    """Can ``value`` go into an ``Authorization`` header as it is?
+
+    RFC 6750 §2.1: a Bearer token is a b64token, visible ASCII without
+    spaces. Stricter than that is left to the provider; what is refused here
+    is what would split a header (CR, LF) or a shell word (spaces, controls).
+    """
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+        and value != ""
+    )
+
+
+def usable_expiry(value: object) -> float | None:
+    """A stored ``expires_at`` as a time, or ``None`` (unknown) when it is none, or nonsense."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if 0 <= number <= _LAST_TIME else None  # NaN fails both
 
 
 def expiring(expires_at: float | None, skew: float, now: float | None = None) -> bool:
@@ -59,6 +90,19 @@ def jwt_claims(jwt: object) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return claims if isinstance(claims, dict) else None
+
+
+#: The profile `loopback-login demo` logs in as.
+DEMO_PROFILE = "demo"
+
+
+def made_by_demo(name: str, record: Mapping[str, Any]) -> bool:
+    """Is this the record `loopback-login demo` wrote (profile ``demo``, demo provider)?
+
+    Its provider and app lived only while the demo ran: its port may now be
+    anyone's, so nothing (no secret, no token) is ever sent there again.
+    """
+    return name == DEMO_PROFILE and record.get("provider") == "demo"
 
 
 def record_skew(record: Mapping[str, Any]) -> float:

@@ -33,11 +33,22 @@ APP_NAME = "loopback-login"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+# Windows opens a device for these whatever the extension (NUL.json, con.txt):
+# refused everywhere, so that a profile behaves the same on every OS.
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)]
+)
+
+
 def check_profile_name(name: str) -> str:
     if not PROFILE_NAME.fullmatch(name):
         raise ConfigError(
             f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-' "
             "(up to 64, starting with a letter or digit)"
+        )
+    if name.split(".", 1)[0].upper() in _RESERVED:
+        raise ConfigError(
+            f"invalid profile name {name!r}: {name.split('.', 1)[0]} is a device name on Windows"
         )
     return name
 
@@ -73,6 +84,15 @@ def _plain_xdg_config_root() -> str | None:
     return os.path.join(os.path.expanduser("~/.config"), APP_NAME)
 
 
+def _make_private_dirs(path: str) -> None:
+    """``os.makedirs(path, 0o700)``, but every directory created is 0700, not only the last."""
+    parent = os.path.dirname(path)
+    if parent and parent != path and not os.path.isdir(parent):
+        _make_private_dirs(parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+
+
 def _warn(message: str) -> None:
     print(f"loopback-login: warning: {message}", file=sys.stderr, flush=True)
 
@@ -100,10 +120,11 @@ class Store:
 
     def read_metadata(self, name: str) -> dict[str, Any] | None:
         """The profile's cached provider metadata, or ``None`` (absent or unreadable)."""
+        path = self.metadata_path(name)
+        self._check_tree(os.path.dirname(path))
         try:
-            with open(self.metadata_path(name), "rb") as file:
-                data = json.loads(file.read())
-        except (OSError, ValueError):
+            data = json.loads(self._read_private(path))
+        except (OSError, ValueError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
 
@@ -118,9 +139,10 @@ class Store:
 
     def read_config(self) -> dict[str, Any]:
         """The parsed config file; empty when there is none."""
+        self._check_tree(self.root)
         try:
-            with open(self.config_path, "rb") as file:
-                text = file.read()
+            # config.toml may be a link into the user's dotfiles: followed, its owner checked.
+            text = self._read_private(self.config_path, follow=True)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -131,6 +153,8 @@ class Store:
             config = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{self.config_path} is not valid TOML ({exc}); fix it") from None
+        except RecursionError:
+            raise ConfigError(f"{self.config_path} is nested too deeply; fix it") from None
         profiles = config.get("profiles", {})
         if not isinstance(profiles, dict) or not all(
             isinstance(table, dict) for table in profiles.values()
@@ -147,6 +171,7 @@ class Store:
         import tomlkit
 
         self.read_config()  # refuse to rewrite a file we cannot parse
+        self.check_case(name)
         try:
             with open(self.config_path, encoding="utf-8") as file:
                 document = tomlkit.parse(file.read())
@@ -166,11 +191,11 @@ class Store:
         A file we cannot read or parse is reported as :class:`LoginRequired`.
         """
         path = path or self.token_path(name)
-        self._check_dir(self.root)
-        self._check_dir(os.path.dirname(path))
+        self._check_tree(os.path.dirname(path))
         try:
             data = self._read_private(path)
         except FileNotFoundError:
+            self.check_case(name)  # only now: `token` with a stored token stays one read
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -221,6 +246,8 @@ class Store:
 
     def write_record(self, name: str, record: Mapping[str, Any], path: str | None = None) -> str:
         path = path or self.token_path(name)
+        if not os.path.exists(path):
+            self.check_case(name)
         self._write(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
         return path
 
@@ -279,9 +306,23 @@ class Store:
         finally:
             lock.release()
 
+    def check_case(self, name: str) -> None:
+        """Refuse ``name`` when a profile differs from it only in case.
+
+        Windows and macOS file systems ignore case: ``Home`` and ``home`` would
+        share one token file there, so they are one name everywhere.
+        """
+        for existing in self.profile_names():
+            if existing != name and existing.casefold() == name.casefold():
+                raise ConfigError(
+                    f"profile {name!r} differs from the existing profile {existing!r} only in "
+                    f"case; use {existing!r} or another name"
+                )
+
     def profile_names(self) -> list[str]:
         """Every name with a config table or a token file."""
         names = set(self.read_config().get("profiles", {}))
+        self._check_tree(self.tokens_dir)
         try:
             entries = os.listdir(self.tokens_dir)
         except OSError:
@@ -295,19 +336,35 @@ class Store:
     # --- files ----------------------------------------------------------
 
     def _ensure_dir(self, path: str) -> None:
-        """Create ``path`` 0700, or make sure an existing one is ours and private."""
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        self._check_dir(path)
+        """Create ``path`` 0700 (each missing parent too), or check an existing one."""
+        _make_private_dirs(path)
+        self._check_tree(path)
+
+    def _check_tree(self, path: str) -> None:
+        """The root and every directory under it down to ``path``: ours and private.
+
+        Checked before anything in them is read: a directory another user could
+        write to may hold a planted ``config.toml``, metadata or token file.
+        """
+        self._check_dir(self.root)
+        relative = os.path.relpath(path, self.root)
+        if relative == os.curdir or relative.startswith(os.pardir):
+            return
+        current = self.root
+        for part in relative.split(os.sep):
+            current = os.path.join(current, part)
+            self._check_dir(current)
 
     def _check_dir(self, path: str) -> None:
         """An existing directory of secrets must be ours (refused) and private (tightened)."""
         if sys.platform == "win32":
             return  # per-user profile directories carry ACLs of their own
         try:
+            link = os.lstat(path)
             info = os.stat(path)
         except FileNotFoundError:
             return
-        if info.st_uid != os.getuid():
+        if link.st_uid != os.getuid() or info.st_uid != os.getuid():
             raise ConfigError(f"{path} belongs to another user; refusing to keep secrets there")
         if stat.S_IMODE(info.st_mode) & 0o077:
             os.chmod(path, 0o700)
@@ -316,13 +373,22 @@ class Store:
                 "made it 0700"
             )
 
-    def _read_private(self, path: str) -> bytes:
-        """Read a token file without following a symlink; tighten its mode if it is loose."""
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    def _read_private(self, path: str, *, follow: bool = False) -> bytes:
+        """Read one of our files: never through a symlink (unless ``follow``), never
+        another user's (it may have been planted), its mode tightened if it is loose."""
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+        if not follow:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(path, flags)
         with os.fdopen(fd, "rb") as file:
             if sys.platform != "win32":
-                mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                info = os.fstat(fd)
+                if info.st_uid != os.getuid():
+                    raise ConfigError(
+                        f"{path} belongs to another user (uid {info.st_uid}); "
+                        "refusing to read it: delete it"
+                    )
+                mode = stat.S_IMODE(info.st_mode)
                 if mode & 0o077:
                     os.fchmod(fd, 0o600)
                     self._warn(

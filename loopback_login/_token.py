@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._record import DEFAULT_SKEW, RECORD_SETTINGS, authorization, expiring
+from ._record import (
+    DEFAULT_SKEW,
+    RECORD_SETTINGS,
+    authorization,
+    expiring,
+    is_token_value,
+    usable_expiry,
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -69,6 +76,8 @@ def token_from_record(record: Mapping[str, Any]) -> Token:
     access_token = record.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise ValueError("it has no access_token")
+    if not is_token_value(access_token):
+        raise ValueError("its access_token has spaces or control characters")
     expires_at = record.get("expires_at")
     if expires_at is not None and not isinstance(expires_at, (int, float)):
         raise ValueError("its expires_at is not a number")
@@ -83,7 +92,7 @@ def token_from_record(record: Mapping[str, Any]) -> Token:
     return Token(
         access_token=access_token,
         token_type=str(record.get("token_type") or "Bearer"),
-        expires_at=float(expires_at) if expires_at is not None else None,
+        expires_at=usable_expiry(expires_at),
         refresh_token=refresh_token or None,
         scope=scope if isinstance(scope, str) else None,
         obtained_at=float(obtained_at),

@@ -36,7 +36,9 @@ class Terminal:
         return self._stream or sys.stderr
 
     def say(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        from ._text import shown
+
+        print(shown(line), file=self.stream, flush=True)
 
     def show_url(self, url: str) -> None:
         self.say(f"Open this URL to log in: {url}")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
 from loopback_login._retry import RetryPolicy
@@ -216,3 +219,32 @@ class FakeTime:
         return RetryPolicy(
             **limits, sleep=self.sleep, jitter=lambda low, high: high, clock=self.clock
         )
+
+
+# A second local user (uid 65534), for the attacks of another user of the machine.
+NOBODY = 65534
+
+_PYTHON = next(
+    (p for p in ("/usr/bin/python3", shutil.which("python3") or "") if p and os.access(p, os.X_OK)),
+    sys.executable,
+)
+
+needs_second_user = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs Linux, root and setpriv to run a second user (CI runs as root)",
+)
+
+
+def as_nobody(code: str, *args: str) -> list[str]:
+    """The command line that runs ``code`` as uid 65534 with the system's Python."""
+    return [
+        "setpriv",
+        f"--reuid={NOBODY}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
+        _PYTHON,
+        "-I",
+        "-c",
+        code,
+        *args,
+    ]

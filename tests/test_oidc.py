@@ -90,7 +90,7 @@ def test_profile_from_metadata() -> None:
     assert (profile.authorize_url, profile.token_url) == (f"{ISSUER}/auth", f"{ISSUER}/token")
     assert profile.revocation_url == f"{ISSUER}/revoke"
     assert profile.issuer == ISSUER and profile.issuer_required
-    assert profile.pkce is False  # no S256 on offer
+    assert profile.pkce is True  # S256 even where the metadata lists only plain
     assert profile.client_auth is ClientAuth.POST
     explicit = resolve_profile(
         "work",

@@ -46,7 +46,7 @@ def test_wsl_detection_and_its_browser(tmp_path: Path, monkeypatch: pytest.Monke
         "-NoProfile",
         "-NonInteractive",
         "-Command",
-        "Start-Process 'https://idp.example/a?x=1&state=it''s'",
+        "Start-Process 'https://idp.example/a?x=1&state=it%27s'",  # no quote of any kind
     ]
 
 

@@ -172,7 +172,10 @@ def test_authorize_url_round_trip(client_id: str, scope: str, extra: dict[str, s
 @given(
     st.builds(
         Token,
-        access_token=printable,
+        # RFC 6750 §2.1: visible ASCII, no spaces (anything else is refused).
+        access_token=st.text(
+            alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=60
+        ),
         expires_at=st.none() | st.floats(min_value=0, max_value=4e9),
         refresh_token=st.none() | printable,
         scope=st.none() | st.text(max_size=30),
