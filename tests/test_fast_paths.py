@@ -14,7 +14,7 @@ code keeps to it:
   imported in the function that needs it (``cmd_token`` imports ``_flows`` only
   when the token must be refreshed).
 - The modules on the ``token`` path (``__init__``, ``_cli``, ``_store``,
-  ``_record``) write ``TYPE_CHECKING = False`` by hand: nothing else on that path
+  ``_record``; ``_text`` imports nothing) write ``TYPE_CHECKING = False`` by hand: nothing else on that path
   loads :mod:`typing`. The login path loads it anyway (``_bind``, ``_protocol``),
   so its modules import it normally.
 - ``token`` avoids :mod:`shutil` (argparse would import it to size its help:
@@ -45,6 +45,7 @@ TOKEN_PATH = {
     "loopback_login._errors",
     "loopback_login._record",
     "loopback_login._store",
+    "loopback_login._text",
 }
 BROWSER_PATH = TOKEN_PATH | {
     "loopback_login._bind",
