@@ -210,13 +210,23 @@ def cmd_logout(args: argparse.Namespace) -> int:
     store = Store()
     name = check_profile_name(args.profile)
     _warn_secret_flag(args)
-    outcome = _run(
-        logout(store, name, client_secret=args.client_secret, revoke=not args.local_only)
-    )
-    if outcome is None:
+    done = _run(logout(store, name, client_secret=args.client_secret, revoke=not args.local_only))
+    if not done:
         _progress(f"No tokens stored for profile {name!r}; nothing to do.")
-    else:
-        print(f"Logged out of profile {name!r}: tokens {outcome} ({store.token_path(name)})")
+    for entry in done:
+        what = "tokens" if entry.kind == "login" else "client-credentials token"
+        if entry.revoked:
+            print(
+                f"Logged out of profile {name!r}: {what} revoked at the provider and deleted "
+                f"({entry.path})"
+            )
+        else:
+            print(
+                f"Logged out of profile {name!r}: {what} deleted here ({entry.path}), "
+                f"NOT revoked ({entry.not_revoked})"
+            )
+            if entry.still_valid:
+                print(f"  They stay valid at the provider: {entry.still_valid}.")
     return 0
 
 
@@ -411,8 +421,9 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--scope", help="space-separated scopes")
     add(
         "--client-auth",
-        choices=("basic", "post", "none"),
-        help="how the client authenticates (default: basic with a secret, else none)",
+        choices=("basic", "basic-raw", "post", "none"),
+        help="how the client authenticates: basic (RFC 6749, form-encoded), basic-raw (id:secret "
+        "as they are, Honeywell), post, none (default: the preset's, else basic with a secret)",
     )
     add(
         "--no-pkce",
