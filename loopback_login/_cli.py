@@ -176,30 +176,40 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
+    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "KIND", "FILE")]
     now = time.time()
     for name in names:
-        provider = tables.get(name, {}).get("provider") or "-"
-        try:
-            record = store.read_record(name)
-            token = token_from_record(record) if record is not None else None
-        except (LoginRequired, ValueError):
-            rows.append((name, str(provider), "-", "unreadable", "-", "-", store.token_path(name)))
-            continue
-        if record is None or token is None:
-            rows.append((name, str(provider), "-", "not logged in", "-", "-", "-"))
-            continue
-        rows.append(
-            (
-                name,
-                str(record.get("provider") or provider),
-                str((jwt_claims(token.raw.get("id_token")) or {}).get("sub") or "-"),
-                _expiry(token.expires_at, now),
-                token.scope or "-",
-                "yes" if token.refresh_token else "no",
-                store.token_path(name),
-            )
+        provider = str(tables.get(name, {}).get("provider") or "-")
+        kinds = (
+            ("login", store.token_path(name)),
+            ("client-credentials", store.client_credentials_path(name)),
         )
+        shown = False
+        for kind, path in kinds:
+            try:
+                record = store.read_record(name, path)
+                token = token_from_record(record) if record is not None else None
+            except (LoginRequired, ValueError):
+                rows.append((name, provider, "-", "unreadable", "-", "-", kind, path))
+                shown = True
+                continue
+            if record is None or token is None:
+                continue
+            shown = True
+            rows.append(
+                (
+                    name,
+                    str(record.get("provider") or provider),
+                    str((jwt_claims(token.raw.get("id_token")) or {}).get("sub") or "-"),
+                    _expiry(token.expires_at, now),
+                    token.scope or "-",
+                    "yes" if token.refresh_token else "no",
+                    kind,
+                    path,
+                )
+            )
+        if not shown:
+            rows.append((name, provider, "-", "not logged in", "-", "-", "-", "-"))
     _print_table(rows)
     return 0
 

@@ -89,6 +89,9 @@ class Faults:
     drop_connection: int = 0
     #: ``Retry-After`` sent with a 429 from ``token_errors``.
     retry_after: str = "1"
+    #: Scopes never granted, as a provider that wants ``prompt=consent`` for
+    #: ``offline_access`` (withheld, it also withholds the refresh token).
+    withheld_scopes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -333,6 +336,11 @@ class DemoProvider:
 
     def _issue(self, client: DemoClient, scope: str, *, with_refresh_token: bool) -> web.Response:
         now = time.time()
+        if self.faults.withheld_scopes:
+            asked = scope.split()
+            scope = " ".join(s for s in asked if s not in self.faults.withheld_scopes)
+            if "offline_access" in asked and "offline_access" not in scope.split():
+                with_refresh_token = False
         access_token = secrets.token_urlsafe(24)
         self._access_tokens[access_token] = now + self.access_token_lifetime
         body = {

@@ -34,6 +34,7 @@ from ._protocol import (
     check_id_token,
     client_credentials_grant,
     means_login_required,
+    missing_scopes,
     parse_pasted,
     parse_token_response,
     refresh_grant,
@@ -48,6 +49,7 @@ from ._token import Token, record_from_token
 from ._ui import Reporter, default_reporter
 
 if TYPE_CHECKING:
+    from ._receiver import Receiver
     from ._start import Browser
 
 T = TypeVar("T")
@@ -98,8 +100,33 @@ async def finish_login(
     with started:
         if started.listener is None:
             code = await _pasted_code(profile, started.request, reporter, timeout)
-            return await _exchange(profile, store, code, started.request)
-        return await _receive(profile, store, started.request, started.listener, reporter, timeout)
+            token = await _exchange(profile, store, code, started.request)
+        else:
+            token = await _receive(
+                profile, store, started.request, started.listener, reporter, timeout
+            )
+    _warn_dropped_scopes(profile, token, reporter)
+    return token
+
+
+def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> None:
+    """RFC 6749 §3.3: the provider may grant less than asked; say so, and the usual why."""
+    missing = missing_scopes(profile.scope, token.scope)
+    if not missing:
+        return
+    from ._protocol import _clean
+
+    line = (
+        f"loopback-login: warning: the provider did not grant {' '.join(missing)} "
+        f"(granted: {_clean(token.scope or '') or 'nothing named'})"
+    )
+    if "offline_access" in missing:
+        # OIDC Core §11: offline_access is honoured only with prompt=consent.
+        if profile.authorize_params.get("prompt") != "consent":
+            line += "; many providers grant offline_access only with --prompt consent"
+        if not token.refresh_token:
+            line += "; so there is no refresh token"
+    reporter.say(line)
 
 
 async def _receive(
@@ -130,10 +157,7 @@ async def _receive(
             async with asyncio.timeout(timeout):
                 code = await receiver.wait()
         except TimeoutError:
-            raise LoginTimeout(
-                f"timed out after {timeout:g} s waiting for the browser to come back to "
-                f"{listener.redirect_uri}; run login again (--timeout sets the wait)"
-            ) from None
+            raise LoginTimeout(_timeout_line(timeout, listener.redirect_uri, receiver)) from None
         finally:
             countdown.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +169,25 @@ async def _receive(
             raise
         receiver.finish(None, profile=profile.name)
         return token
+
+
+def _timeout_line(timeout: float, redirect_uri: str, receiver: Receiver) -> str:
+    """The timeout, and whether anything came back: a silent listener has usual causes."""
+    waited = f"timed out after {timeout:g} s waiting for the browser to come back to {redirect_uri}"
+    again = "run login again (--timeout sets the wait)"
+    if receiver.requests_seen == 0:
+        return (
+            f"{waited}; nothing reached it. Usually the provider showed its own error page "
+            "instead of redirecting: the redirect URI is not registered exactly as "
+            f"{redirect_uri} (scheme, host, port and path byte for byte), or it refused a "
+            f"parameter (such as --prompt). Look at the browser, then {again}"
+        )
+    if receiver.last_refusal is not None:
+        return (
+            f"{waited}; {receiver.requests_seen} request(s) reached it, none this login's "
+            f"answer (last: {receiver.last_refusal}); {again}"
+        )
+    return f"{waited}; {receiver.requests_seen} request(s) reached it, none a callback; {again}"
 
 
 async def _pasted_code(

@@ -202,7 +202,17 @@ def parse_callback(
     if expected_issuer is not None:
         iss = params.get("iss")
         if iss is None and issuer_required:
-            raise IssuerMismatch("the callback has no iss, but the provider always sends one")
+            error = params.get("error")
+            if error is None:
+                raise IssuerMismatch("the callback has no iss, but the provider always sends one")
+            # Still refused (RFC 9207 §2.4), but the person learns what the provider
+            # said: a denied consent, an unknown scope, a missing PKCE challenge.
+            description = params.get("error_description")
+            detail = f": {_clean(description)}" if description else ""
+            raise IssuerMismatch(
+                f"the provider answered {_clean(error, 64)}{detail}; but the callback has no "
+                "iss although the provider always sends one, so it is refused (RFC 9207 §2.4)"
+            )
         if iss is not None and iss != expected_issuer:
             raise IssuerMismatch(
                 f"the callback came from issuer {_clean(iss)!r}, not {expected_issuer!r}"
@@ -440,6 +450,14 @@ def parse_token_response(
         obtained_at=now,
         raw=data,
     )
+
+
+def missing_scopes(requested: str | None, granted: str | None) -> list[str]:
+    """The requested scopes the provider did not grant (RFC 6749 §3.3), in request order."""
+    if not requested or granted is None:
+        return []
+    have = set(granted.split())
+    return [scope for scope in requested.split() if scope not in have]
 
 
 def check_id_token(

@@ -72,6 +72,10 @@ class Receiver:
         self._issuer = issuer
         self._issuer_required = issuer_required
         self._runner: web.AppRunner | None = None
+        #: Requests that reached the listener, and why the last callback was ignored:
+        #: a timeout can then say whether the browser ever came back.
+        self.requests_seen = 0
+        self.last_refusal: str | None = None
         loop = asyncio.get_running_loop()
         self._callback: asyncio.Future[str] = loop.create_future()
         self._outcome: asyncio.Future[web.Response] = loop.create_future()
@@ -131,6 +135,7 @@ class Receiver:
         self._outcome.set_result(page)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests_seen += 1
         # DNS rebinding: a web page on another name that resolves here must not reach us.
         if request.headers.get("Host", "").lower() not in self._listener.allowed_hosts:
             return _plain(400, "400: wrong Host")
@@ -153,6 +158,7 @@ class Receiver:
             )
         except InvalidCallback as exc:
             # A stale tab or a forged request: ignore it, keep waiting.
+            self.last_refusal = str(exc)
             return _response(
                 400,
                 "Not this login's answer",
