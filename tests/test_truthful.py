@@ -163,7 +163,7 @@ async def metadata_host() -> AsyncIterator[tuple[str, Documents]]:
         return web.json_response(body) if body is not None else web.Response(status=404)
 
     app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
+    app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -401,3 +401,41 @@ def test_dropped_scopes_are_named_with_the_usual_cause(demo: DemoServer, browser
     ) in result.stderr.splitlines()
     assert "no refresh token" in result.stdout
     assert json.loads(token_path().read_text())["scope"] == "read"
+
+
+async def test_logout_finds_a_revocation_endpoint_the_saved_record_lacks(
+    metadata_host: tuple[str, Documents],
+) -> None:
+    """Tokens saved when only the OIDC document was read are still revoked at logout."""
+    from loopback_login._flows import logout
+    from loopback_login._store import Store
+
+    origin, documents = metadata_host
+    issuer = f"{origin}/tenant"
+    documents["/.well-known/oauth-authorization-server/tenant"] = lambda o: _document(
+        f"{o}/tenant", revocation_endpoint=f"{o}/revoke"
+    )
+    revoked: list[str] = []
+
+    def revoke(o: str) -> dict[str, Any]:
+        revoked.append(o)
+        return {}
+
+    documents["/revoke"] = revoke  # RFC 7009 §2.2: 200 (any method, in this stand-in)
+    store = Store()
+    record = {
+        "access_token": "a",
+        "token_type": "Bearer",
+        "refresh_token": "r",
+        "expires_at": None,
+        "issuer": issuer,
+        "revocation_url": None,
+        "token_url": f"{issuer}/token",
+        "client_id": "c",
+        "client_auth": "none",
+    }
+    store.write_record("work", record)
+    done = await logout(store, "work")
+    assert [(entry.kind, entry.revoked) for entry in done] == [("login", True)]
+    assert len(revoked) == 1
+    assert not token_path("work").exists()
