@@ -501,6 +501,8 @@ async def logout(
                     raise ConfigError(
                         f"{exc}; or log out with --local-only to delete the tokens without revoking"
                     ) from None
+                if request is None:
+                    why_not = "the file holds no token"
         plans.append((kind, path, record, request, why_not))
     done: list[LoggedOut] = []
     failures: list[str] = []
