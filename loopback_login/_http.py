@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ async def _post_once(
 
 def _reason(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, socket.gaierror):
+            return "the host could not be resolved (DNS)"
         return exc.strerror or "connection failed"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection"

@@ -242,6 +242,17 @@ def test_a_host_that_does_not_resolve_is_named() -> None:
     )
 
 
+def test_a_token_endpoint_that_does_not_resolve_is_named() -> None:
+    result = run_cli(
+        "client-credentials", "x", "--token-url", "https://idp.invalid/t", "--client-id", "c"
+    )
+    assert result.returncode == 4
+    assert _last_line(result) == (
+        "loopback-login: could not connect to the token endpoint at idp.invalid: the host "
+        "could not be resolved (DNS)"
+    )
+
+
 # --- logout ------------------------------------------------------------------------
 
 
