@@ -177,30 +177,40 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
+    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "KIND", "FILE")]
     now = time.time()
     for name in names:
-        provider = tables.get(name, {}).get("provider") or "-"
-        try:
-            record = store.read_record(name)
-            token = token_from_record(record) if record is not None else None
-        except (LoopbackLoginError, ValueError):  # one bad record never hides the others
-            rows.append((name, str(provider), "-", "unreadable", "-", "-", store.token_path(name)))
-            continue
-        if record is None or token is None:
-            rows.append((name, str(provider), "-", "not logged in", "-", "-", "-"))
-            continue
-        rows.append(
-            (
-                name,
-                str(record.get("provider") or provider),
-                str((jwt_claims(token.raw.get("id_token")) or {}).get("sub") or "-"),
-                _expiry(token.expires_at, now),
-                token.scope or "-",
-                "yes" if token.refresh_token else "no",
-                store.token_path(name),
-            )
+        provider = str(tables.get(name, {}).get("provider") or "-")
+        kinds = (
+            ("login", store.token_path(name)),
+            ("client-credentials", store.client_credentials_path(name)),
         )
+        shown = False
+        for kind, path in kinds:
+            try:
+                record = store.read_record(name, path)
+                token = token_from_record(record) if record is not None else None
+            except (LoginRequired, ValueError):
+                rows.append((name, provider, "-", "unreadable", "-", "-", kind, path))
+                shown = True
+                continue
+            if record is None or token is None:
+                continue
+            shown = True
+            rows.append(
+                (
+                    name,
+                    str(record.get("provider") or provider),
+                    str((jwt_claims(token.raw.get("id_token")) or {}).get("sub") or "-"),
+                    _expiry(token.expires_at, now),
+                    token.scope or "-",
+                    "yes" if token.refresh_token else "no",
+                    kind,
+                    path,
+                )
+            )
+        if not shown:
+            rows.append((name, provider, "-", "not logged in", "-", "-", "-", "-"))
     _print_table(rows)
     return 0
 
@@ -211,13 +221,23 @@ def cmd_logout(args: argparse.Namespace) -> int:
     store = Store()
     name = check_profile_name(args.profile)
     _warn_secret_flag(args)
-    outcome = _run(
-        logout(store, name, client_secret=args.client_secret, revoke=not args.local_only)
-    )
-    if outcome is None:
+    done = _run(logout(store, name, client_secret=args.client_secret, revoke=not args.local_only))
+    if not done:
         _progress(f"No tokens stored for profile {name!r}; nothing to do.")
-    else:
-        print(f"Logged out of profile {name!r}: tokens {outcome} ({store.token_path(name)})")
+    for entry in done:
+        what = "tokens" if entry.kind == "login" else "client-credentials token"
+        if entry.revoked:
+            print(
+                f"Logged out of profile {name!r}: {what} revoked at the provider and deleted "
+                f"({entry.path})"
+            )
+        else:
+            print(
+                f"Logged out of profile {name!r}: {what} deleted here ({entry.path}), "
+                f"NOT revoked ({entry.not_revoked})"
+            )
+            if entry.still_valid:
+                print(f"  They stay valid at the provider: {entry.still_valid}.")
     return 0
 
 
@@ -417,8 +437,9 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--scope", help="space-separated scopes")
     add(
         "--client-auth",
-        choices=("basic", "post", "none"),
-        help="how the client authenticates (default: basic with a secret, else none)",
+        choices=("basic", "basic-raw", "post", "none"),
+        help="how the client authenticates: basic (RFC 6749, form-encoded), basic-raw (id:secret "
+        "as they are, Honeywell), post, none (default: the preset's, else basic with a secret)",
     )
     add(
         "--no-pkce",

@@ -5,8 +5,9 @@ Like the real one it answers numbers as strings, ``"token_type":
 "BearerToken"``, ``issued_at`` in milliseconds, Apigee error shapes, keeps client
 credentials at ``/oauth2/accesstoken``, rotates refresh tokens and matches the
 redirect URI byte for byte. It also checks what Honeywell does not document
-(PKCE when a challenge was sent, RFC 6749 §2.3.1 form-decoding of Basic
-credentials), and has switches for faults (:class:`Faults`).
+(PKCE when a challenge was sent), reads Basic credentials literally as Apigee
+does (``id:secret`` as they are, split at the first colon; a client may ask
+for RFC 6749 §2.3.1 form-decoding instead), and has switches for faults (:class:`Faults`).
 
 Endpoints::
 
@@ -65,6 +66,9 @@ class DemoClient:
     #: does not do this; the `demo` command's own client does.
     any_loopback_port: bool = False
     name: str = "Demo Thermostat App"
+    #: RFC 6749 §2.3.1: Basic credentials arrive form-encoded, as a standard provider
+    #: reads them. Off by default: Apigee takes ``id:secret`` literally.
+    form_encoded_basic: bool = False
 
 
 @dataclass
@@ -85,6 +89,9 @@ class Faults:
     drop_connection: int = 0
     #: ``Retry-After`` sent with a 429 from ``token_errors``.
     retry_after: str = "1"
+    #: Scopes never granted, as a provider that wants ``prompt=consent`` for
+    #: ``offline_access`` (withheld, it also withholds the refresh token).
+    withheld_scopes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -260,11 +267,13 @@ class DemoProvider:
         if header.startswith("Basic "):
             try:
                 decoded = base64.b64decode(header[6:], validate=True).decode("utf-8")
-                raw_id, raw_secret = decoded.split(":", 1)
+                client_id, secret = decoded.split(":", 1)  # RFC 7617 §2: the first colon
             except ValueError:
                 return None
-            # RFC 6749 §2.3.1: both halves are form-encoded before they are joined.
-            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            registered = self.clients.get(client_id) or self.clients.get(unquote_plus(client_id))
+            if registered is not None and registered.form_encoded_basic:
+                # RFC 6749 §2.3.1: both halves are form-encoded before they are joined.
+                client_id, secret = unquote_plus(client_id), unquote_plus(secret)
             if "client_secret" in form:
                 return None  # two ways at once (RFC 6749 §2.3)
         elif "client_secret" in form:
@@ -327,6 +336,11 @@ class DemoProvider:
 
     def _issue(self, client: DemoClient, scope: str, *, with_refresh_token: bool) -> web.Response:
         now = time.time()
+        if self.faults.withheld_scopes:
+            asked = scope.split()
+            scope = " ".join(s for s in asked if s not in self.faults.withheld_scopes)
+            if "offline_access" in asked and "offline_access" not in scope.split():
+                with_refresh_token = False
         access_token = secrets.token_urlsafe(24)
         self._access_tokens[access_token] = now + self.access_token_lifetime
         body = {

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ._errors import ProviderError
+from ._protocol import _clean
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     from ._store import Store
@@ -51,8 +53,8 @@ def metadata_urls(issuer: str) -> list[str]:
     return [oidc, rfc8414]
 
 
-def parse_metadata(issuer: str, body: bytes) -> Metadata:
-    """Check and read a metadata document for ``issuer``.
+def read_document(issuer: str, body: bytes) -> dict[str, Any]:
+    """Check one metadata document for ``issuer`` and return it as a dict.
 
     RFC 8414 §3.3 and OIDC Discovery §4.3: the document's ``issuer`` must be
     identical to the one asked for, or it is someone else's (a mix-up).
@@ -63,11 +65,27 @@ def parse_metadata(issuer: str, body: bytes) -> Metadata:
         data = None
     if not isinstance(data, dict):
         raise ProviderError(f"the metadata of {issuer} is not a JSON object")
-    if data.get("issuer") != issuer:
+    named = data.get("issuer")
+    if named != issuer:
+        hint = "check --issuer"
+        if isinstance(named, str) and named.rstrip("/") == issuer.rstrip("/"):
+            # The identifier is compared character for character: a slash counts.
+            hint = f"give --issuer exactly as the provider spells it, {named!r} (mind the slash)"
         raise ProviderError(
-            f"the metadata found for {issuer} names another issuer "
-            f"({str(data.get('issuer'))[:100]!r}); check --issuer"
+            f"the metadata found for {issuer} names another issuer ({_clean(str(named))!r}); {hint}"
         )
+    return data
+
+
+def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Metadata:
+    """One :class:`Metadata` from the provider's documents, the first one's values winning.
+
+    A provider may publish both an OpenID Connect and an RFC 8414 document and
+    list an endpoint (``revocation_endpoint``, say) in only one of them.
+    """
+    data: dict[str, Any] = {}
+    for document in reversed(documents):
+        data.update({key: value for key, value in document.items() if value is not None})
     token_endpoint = data.get("token_endpoint")
     if not isinstance(token_endpoint, str):
         raise ProviderError(f"the metadata of {issuer} has no token_endpoint")
@@ -92,6 +110,11 @@ def parse_metadata(issuer: str, body: bytes) -> Metadata:
         token_endpoint_auth_methods=strings("token_endpoint_auth_methods_supported")
         or ("client_secret_basic",),
     )
+
+
+def parse_metadata(issuer: str, body: bytes) -> Metadata:
+    """Check and read one metadata document for ``issuer``."""
+    return merge_documents(issuer, [read_document(issuer, body)])
 
 
 def metadata_to_json(metadata: Metadata) -> dict[str, Any]:
@@ -150,13 +173,17 @@ def redirect_allowed(url: str, location: str) -> bool:
 
 
 async def _fetch(issuer: str) -> Metadata:
+    """Read both documents (OIDC Discovery §4, RFC 8414 §3.1) and merge what they say."""
+    import socket
+
     import aiohttp
 
     from ._bind import is_loopback_host
     from ._http import read_body
-    from ._protocol import _clean
 
     host = urlsplit(issuer).hostname or ""
+    documents: list[dict[str, Any]] = []
+    refused: ProviderError | None = None
     last = "no answer"
     try:
         async with aiohttp.ClientSession(
@@ -176,12 +203,32 @@ async def _fetch(issuer: str) -> Metadata:
                                 )
                             url = urljoin(url, location)
                             continue
-                        if response.status == 200:
-                            return parse_metadata(issuer, await read_body(response))
-                        last = f"{response.status} {response.reason or ''}".strip()
+                        if response.status != 200:
+                            last = f"{response.status} {response.reason or ''}".strip()
+                        else:
+                            try:
+                                documents.append(read_document(issuer, await read_body(response)))
+                            except ProviderError as exc:
+                                # RFC 8414 §3.3: a document for another issuer is not used;
+                                # the other document may still be this issuer's.
+                                refused = refused or exc
                         break
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, socket.gaierror):
+            raise ProviderError(
+                f"could not read the metadata of {issuer}: the host {host} could not be "
+                "resolved (DNS); check --issuer and your network"
+            ) from None
+        raise ProviderError(
+            f"could not read the metadata of {issuer}: could not connect to "
+            f"{urlsplit(issuer).netloc} ({exc.strerror or 'connection failed'})"
+        ) from None
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProviderError(
             f"could not read the metadata of {issuer}: {type(exc).__name__}"
         ) from None
+    if documents:
+        return merge_documents(issuer, documents)
+    if refused is not None:
+        raise refused
     raise ProviderError(f"the issuer {issuer} publishes no metadata (last answer: {last})")

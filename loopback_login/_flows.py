@@ -12,8 +12,8 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from ._bind import Listener
 from ._errors import (
@@ -34,13 +34,14 @@ from ._protocol import (
     check_id_token,
     client_credentials_grant,
     means_login_required,
+    missing_scopes,
     parse_pasted,
     parse_token_response,
     refresh_grant,
     revocation_request,
     token_request,
 )
-from ._record import made_by_demo, record_skew
+from ._record import made_by_demo, record_skew, still_valid
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._start import Started, start_login
 from ._store import Store
@@ -48,6 +49,7 @@ from ._token import Token, record_from_token
 from ._ui import Reporter, default_reporter
 
 if TYPE_CHECKING:
+    from ._receiver import Receiver
     from ._start import Browser
 
 T = TypeVar("T")
@@ -98,8 +100,33 @@ async def finish_login(
     with started:
         if started.listener is None:
             code = await _pasted_code(profile, started.request, reporter, timeout)
-            return await _exchange(profile, store, code, started.request)
-        return await _receive(profile, store, started.request, started.listener, reporter, timeout)
+            token = await _exchange(profile, store, code, started.request)
+        else:
+            token = await _receive(
+                profile, store, started.request, started.listener, reporter, timeout
+            )
+    _warn_dropped_scopes(profile, token, reporter)
+    return token
+
+
+def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> None:
+    """RFC 6749 §3.3: the provider may grant less than asked; say so, and the usual why."""
+    missing = missing_scopes(profile.scope, token.scope)
+    if not missing:
+        return
+    from ._protocol import _clean
+
+    line = (
+        f"loopback-login: warning: the provider did not grant {' '.join(missing)} "
+        f"(granted: {_clean(token.scope or '') or 'nothing named'})"
+    )
+    if "offline_access" in missing:
+        # OIDC Core §11: offline_access is honoured only with prompt=consent.
+        if profile.authorize_params.get("prompt") != "consent":
+            line += "; many providers grant offline_access only with --prompt consent"
+        if not token.refresh_token:
+            line += "; so there is no refresh token"
+    reporter.say(line)
 
 
 async def _receive(
@@ -130,10 +157,7 @@ async def _receive(
             async with asyncio.timeout(timeout):
                 code = await receiver.wait()
         except TimeoutError:
-            raise LoginTimeout(
-                f"timed out after {timeout:g} s waiting for the browser to come back to "
-                f"{listener.redirect_uri}; run login again (--timeout sets the wait)"
-            ) from None
+            raise LoginTimeout(_timeout_line(timeout, listener.redirect_uri, receiver)) from None
         finally:
             countdown.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +169,25 @@ async def _receive(
             raise
         receiver.finish(None, profile=profile.name)
         return token
+
+
+def _timeout_line(timeout: float, redirect_uri: str, receiver: Receiver) -> str:
+    """The timeout, and whether anything came back: a silent listener has usual causes."""
+    waited = f"timed out after {timeout:g} s waiting for the browser to come back to {redirect_uri}"
+    again = "run login again (--timeout sets the wait)"
+    if receiver.requests_seen == 0:
+        return (
+            f"{waited}; nothing reached it. Usually the provider showed its own error page "
+            "instead of redirecting: the redirect URI is not registered exactly as "
+            f"{redirect_uri} (scheme, host, port and path byte for byte), or it refused a "
+            f"parameter (such as --prompt). Look at the browser, then {again}"
+        )
+    if receiver.last_refusal is not None:
+        return (
+            f"{waited}; {receiver.requests_seen} request(s) reached it, none this login's "
+            f"answer (last: {receiver.last_refusal}); {again}"
+        )
+    return f"{waited}; {receiver.requests_seen} request(s) reached it, none a callback; {again}"
 
 
 async def _pasted_code(
@@ -414,56 +457,119 @@ async def fetch_client_credentials(
 # --- logout --------------------------------------------------------------------------
 
 
+class LoggedOut(NamedTuple):
+    """What ``logout`` did with one token file."""
+
+    path: str
+    #: "login" (``tokens/NAME.json``) or "client-credentials".
+    kind: str
+    revoked: bool
+    #: Why the tokens were not revoked, when they were not.
+    not_revoked: str | None
+    #: Until when the provider still honours them, when they were not revoked.
+    still_valid: str | None
+
+
 async def logout(
     store: Store, name: str, *, client_secret: str | None = None, revoke: bool = True
-) -> str | None:
+) -> list[LoggedOut]:
     """Revoke the profile's tokens where the provider can (RFC 7009), then delete them here.
 
-    Returns what was done ("revoked at the provider and deleted", "deleted"),
-    or ``None`` when nothing was stored. When the provider fails to revoke, the
-    tokens are deleted all the same and the error says so; when revoking cannot
-    even be tried (no client secret), nothing is deleted and the error says how
-    to proceed.
+    Both kinds: the login's tokens and the client-credentials token. Returns
+    one :class:`LoggedOut` per file deleted (empty when nothing was stored).
+    When the provider refuses to revoke, the tokens are deleted all the same
+    and the error says they stay valid there; when revoking cannot even be
+    tried (no client secret), nothing is deleted and the error says how to proceed.
     """
-    try:
-        record = store.read_record(name)
-    except LoginRequired:
-        record = None  # unreadable: nothing to revoke, still delete
-    revoking = (
-        revoke
-        and record is not None
-        and isinstance(record.get("revocation_url"), str)
-        and not made_by_demo(name, record)  # its provider is gone; its port may be anyone's
-    )
-    failure: ProviderError | None = None
-    if revoking:
-        assert record is not None
+    stored: list[tuple[str, str, dict[str, object] | None]] = []
+    for kind, path in (
+        ("login", store.token_path(name)),
+        ("client-credentials", store.client_credentials_path(name)),
+    ):
         try:
-            await _revoke(store, name, record, client_secret)
-        except ProviderError as exc:
-            failure = exc
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{exc}; or log out with --local-only to delete the tokens without revoking"
-            ) from None
-    deleted = store.delete_record(name)
-    if failure is not None:
+            record = store.read_record(name, path)
+        except LoginRequired:
+            record = None  # unreadable: nothing to revoke, still delete
+        else:
+            if record is None:
+                continue  # none stored
+        stored.append((kind, path, record))
+    # Every request is built before anything is sent or deleted: a missing
+    # secret stops the logout with all the tokens still in place.
+    plans: list[tuple[str, str, dict[str, object] | None, TokenRequest | None, str | None]] = []
+    for kind, path, record in stored:
+        request, why_not = None, None
+        if record is None:
+            why_not = "the file was unreadable"
+        elif not revoke:
+            why_not = "--local-only"
+        elif made_by_demo(name, record):
+            # Its provider is gone, and its port may be anyone's now.
+            why_not = "the demo provider runs only during `loopback-login demo`"
+        else:
+            url = await _revocation_url(record)
+            if url is None:
+                why_not = "no revocation endpoint is known for this provider"
+            else:
+                try:
+                    request = _revocation(store, name, record, url, client_secret)
+                except ConfigError as exc:
+                    raise ConfigError(
+                        f"{exc}; or log out with --local-only to delete the tokens without revoking"
+                    ) from None
+                if request is None:
+                    why_not = "the file holds no token"
+        plans.append((kind, path, record, request, why_not))
+    done: list[LoggedOut] = []
+    failures: list[str] = []
+    for kind, path, record, request, why_not in plans:
+        if request is not None:
+            try:
+                await _send_revocation(request)
+            except ProviderError as exc:
+                request, why_not = None, f"the provider refused: {exc}"
+                failures.append(f"{exc}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        valid = None if request is not None or record is None else still_valid(record)
+        done.append(LoggedOut(path, kind, request is not None, why_not, valid))
+    if failures:
+        unrevoked = "; ".join(
+            f"{entry.path} stays valid at the provider: {entry.still_valid}"
+            for entry in done
+            if not entry.revoked and entry.still_valid
+        )
         raise ProviderError(
             f"deleted the tokens of profile {name!r} here, but revoking them at the provider "
-            f"failed: {failure}"
+            f"failed: {failures[0]}; {unrevoked}"
         )
-    if not deleted:
+    return done
+
+
+async def _revocation_url(record: Mapping[str, object]) -> str | None:
+    """The record's revocation endpoint; for a discovered provider, read again if it had none.
+
+    A token saved before the provider's metadata listed the endpoint (or by a
+    version that read only one of its two documents) can still be revoked.
+    """
+    url = record.get("revocation_url")
+    if isinstance(url, str):
+        return url
+    issuer = record.get("issuer")
+    if not isinstance(issuer, str):
         return None
-    return "revoked at the provider and deleted" if revoking else "deleted"
+    from ._discovery import discover
+
+    try:
+        return (await discover(issuer)).revocation_endpoint
+    except ProviderError:
+        return None
 
 
-async def _revoke(
-    store: Store, name: str, record: dict[str, object], client_secret: str | None
-) -> None:
+def _revocation(
+    store: Store, name: str, record: dict[str, object], url: str, client_secret: str | None
+) -> TokenRequest | None:
     """RFC 7009: revoke the refresh token (which ends the grant), else the access token."""
-    from ._http import send
-    from ._protocol import parse_error_response
-
     refresh_token, access_token = record.get("refresh_token"), record.get("access_token")
     token, hint = (
         (refresh_token, "refresh_token")
@@ -471,16 +577,17 @@ async def _revoke(
         else (access_token, "access_token")
     )
     if not isinstance(token, str):
-        return
+        return None
     client_id, client_auth, secret = _record_client(store, name, record, client_secret)
-    request = revocation_request(
-        str(record["revocation_url"]),
-        token,
-        hint,
-        client_id=client_id,
-        client_secret=secret,
-        client_auth=client_auth,
+    return revocation_request(
+        url, token, hint, client_id=client_id, client_secret=secret, client_auth=client_auth
     )
+
+
+async def _send_revocation(request: TokenRequest) -> None:
+    from ._http import send
+    from ._protocol import parse_error_response
+
     response = await send(
         request, policy=RetryPolicy(), retry_statuses=True, resend_after_sent=True
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -132,6 +133,8 @@ async def _post_once(
 
 def _reason(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, socket.gaierror):
+            return "the host could not be resolved (DNS)"
         return exc.strerror or "connection failed"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection"

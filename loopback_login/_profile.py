@@ -157,6 +157,7 @@ def resolve_profile(
 
     base_url = merged.get("base_url")
     provider_name = merged.get("provider")
+    preset_auth: str | None = None  # a preset's own client authentication, if it has one
     if provider_name and merged.get("issuer"):
         raise ConfigError("give either --provider or --issuer, not both")
     if merged.get("issuer") and metadata is None:
@@ -170,6 +171,7 @@ def resolve_profile(
         )
         revocation_url = merged.get("revocation_url") or provider.revocation_url
         default_pkce = provider.pkce
+        preset_auth = provider.client_auth
     elif metadata is not None:
         # Discovered: the metadata fills in what the flags and the table leave open.
         authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
@@ -210,13 +212,21 @@ def resolve_profile(
         )
     client_secret = merged.get("client_secret") or env_secret or None
 
-    client_auth_name = merged.get("client_auth") or _default_client_auth(client_secret, metadata)
+    client_auth_name = merged.get("client_auth") or _default_client_auth(
+        client_secret, metadata, preset_auth
+    )
     try:
         client_auth = ClientAuth(client_auth_name)
     except ValueError:
         raise ConfigError(
-            f"client_auth must be basic, post or none, not {client_auth_name!r}"
+            f"client_auth must be {', '.join(ClientAuth)}, not {client_auth_name!r}"
         ) from None
+    if client_auth is ClientAuth.BASIC_RAW and ":" in client_id:
+        # RFC 7617 §2: the server splits the pair at the first colon.
+        raise ConfigError(
+            f"client authentication 'basic-raw' cannot send the client id {client_id!r}: it "
+            "contains ':' (use --client-auth basic, which form-encodes it)"
+        )
     if client_auth is not ClientAuth.NONE and not client_secret:
         raise ConfigError(
             f"client authentication {client_auth.value!r} needs a client secret: pass "
@@ -252,9 +262,13 @@ def resolve_profile(
     )
 
 
-def _default_client_auth(secret: str | None, metadata: Metadata | None) -> str:
+def _default_client_auth(
+    secret: str | None, metadata: Metadata | None, preset_auth: str | None
+) -> str:
     if not secret:
         return "none"
+    if preset_auth is not None:
+        return preset_auth
     supported = metadata.token_endpoint_auth_methods if metadata else ("client_secret_basic",)
     # RFC 8414 §2: client_secret_basic unless the provider says otherwise.
     if "client_secret_basic" not in supported and "client_secret_post" in supported:

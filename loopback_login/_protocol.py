@@ -43,7 +43,10 @@ if TYPE_CHECKING:
 class ClientAuth(enum.StrEnum):
     """How the client authenticates at the token endpoint (RFC 6749 §2.3)."""
 
-    BASIC = "basic"  # client_secret_basic
+    BASIC = "basic"  # client_secret_basic, id and secret form-encoded (RFC 6749 §2.3.1)
+    #: Basic with id and secret as they are: the seed's recipe for Honeywell's Apigee,
+    #: which reads the header literally (a form-encoded ``+`` or ``%2F`` would not match).
+    BASIC_RAW = "basic-raw"
     POST = "post"  # client_secret_post
     NONE = "none"  # public client, PKCE carries the proof
 
@@ -199,7 +202,17 @@ def parse_callback(
     if expected_issuer is not None:
         iss = params.get("iss")
         if iss is None and issuer_required:
-            raise IssuerMismatch("the callback has no iss, but the provider always sends one")
+            error = params.get("error")
+            if error is None:
+                raise IssuerMismatch("the callback has no iss, but the provider always sends one")
+            # Still refused (RFC 9207 §2.4), but the person learns what the provider
+            # said: a denied consent, an unknown scope, a missing PKCE challenge.
+            description = params.get("error_description")
+            detail = f": {_clean(description)}" if description else ""
+            raise IssuerMismatch(
+                f"the provider answered {_clean(error, 64)}{detail}; but the callback has no "
+                "iss although the provider always sends one, so it is refused (RFC 9207 §2.4)"
+            )
         if iss is not None and iss != expected_issuer:
             raise IssuerMismatch(
                 f"the callback came from issuer {_clean(iss)!r}, not {expected_issuer!r}"
@@ -281,6 +294,21 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
+def raw_basic_credentials(client_id: str, client_secret: str) -> str:
+    """The ``Authorization: Basic`` value as Honeywell's documentation builds it.
+
+    Base64 of ``id:secret`` as they are (RFC 7617 §2): the secret may hold any
+    character, but the id must not hold ``:``, or the server would split it there.
+    """
+    if ":" in client_id:
+        raise ConfigError(
+            "client authentication 'basic-raw' cannot send a client id containing ':' "
+            "(use --client-auth basic or post)"
+        )
+    pair = f"{client_id}:{client_secret}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
 def token_request(
     url: str,
     grant: Sequence[tuple[str, str]],
@@ -321,10 +349,11 @@ def _authenticated(
         "Content-Type": "application/x-www-form-urlencoded",
     }
     form = list(params)
-    if client_auth is ClientAuth.BASIC:
+    if client_auth in (ClientAuth.BASIC, ClientAuth.BASIC_RAW):
         if client_secret is None:
-            raise ConfigError("client authentication 'basic' needs a client secret")
-        headers["Authorization"] = basic_credentials(client_id, client_secret)
+            raise ConfigError(f"client authentication {client_auth.value!r} needs a client secret")
+        encode = basic_credentials if client_auth is ClientAuth.BASIC else raw_basic_credentials
+        headers["Authorization"] = encode(client_id, client_secret)
     elif client_auth is ClientAuth.POST:
         if client_secret is None:
             raise ConfigError("client authentication 'post' needs a client secret")
@@ -431,6 +460,14 @@ def parse_token_response(
         obtained_at=now,
         raw=data,
     )
+
+
+def missing_scopes(requested: str | None, granted: str | None) -> list[str]:
+    """The requested scopes the provider did not grant (RFC 6749 §3.3), in request order."""
+    if not requested or granted is None:
+        return []
+    have = set(granted.split())
+    return [scope for scope in requested.split() if scope not in have]
 
 
 def check_id_token(

@@ -19,6 +19,8 @@ class Provider(NamedTuple):
     client_credentials_url: str | None = None
     revocation_url: str | None = None
     pkce: bool = True
+    #: The client authentication the provider expects (``None``: RFC 6749's ``basic``).
+    client_auth: str | None = None
 
 
 def _apigee_oauth(
@@ -38,6 +40,9 @@ def _apigee_oauth(
         token_url=f"{base}/oauth2/token",
         client_credentials_url=f"{base}/oauth2/accesstoken",
         revocation_url=f"{base}{revocation_path}" if revocation_path else None,
+        # The documentation's recipe: Base64 of `apikey:secret` as they are, which
+        # Apigee reads literally (RFC 6749 §2.3.1's form-encoding would not match).
+        client_auth="basic-raw",
     )
 
 

@@ -129,6 +129,10 @@ class Receiver:
         self._issuer = issuer
         self._issuer_required = issuer_required
         self._runner: web.AppRunner | None = None
+        #: Requests that reached the listener, and why the last callback was ignored:
+        #: a timeout can then say whether the browser ever came back.
+        self.requests_seen = 0
+        self.last_refusal: str | None = None
         loop = asyncio.get_running_loop()
         self._callback: asyncio.Future[str] = loop.create_future()
         self._outcome: asyncio.Future[web.Response] = loop.create_future()
@@ -296,6 +300,7 @@ class Receiver:
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
+        self.requests_seen += 1
         connection = self._connections.get(request.protocol)
         if connection is not None:
             connection.started = True
@@ -329,6 +334,7 @@ class Receiver:
             )
         except InvalidCallback as exc:
             # A stale tab or a forged request: ignore it, keep waiting.
+            self.last_refusal = str(exc)
             return _response(
                 400,
                 "Not this login's answer",

@@ -120,3 +120,22 @@ def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(raw, dict):
         shown["raw"] = {key: value for key, value in raw.items() if key != "refresh_token"}
     return shown
+
+
+def still_valid(record: Mapping[str, Any], now: float | None = None) -> str:
+    """How long a provider keeps honouring a record's tokens that were not revoked."""
+    now = time.time() if now is None else now
+    expires_at = record.get("expires_at")
+    if isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires_at))
+        access = (
+            f"the access token until {when}"
+            if expires_at > now
+            else f"the access token expired at {when}"
+        )
+    else:
+        access = "the access token until the provider lets it expire (no lifetime was given)"
+    if isinstance(record.get("refresh_token"), str):
+        # RFC 6749 gives refresh tokens no lifetime the client can see.
+        return f"{access}, the refresh token until the provider ends the grant"
+    return access

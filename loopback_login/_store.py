@@ -320,17 +320,18 @@ class Store:
                 )
 
     def profile_names(self) -> list[str]:
-        """Every name with a config table or a token file."""
+        """Every name with a config table or a token file (client-credentials ones included)."""
         names = set(self.read_config().get("profiles", {}))
-        self._check_tree(self.tokens_dir)
-        try:
-            entries = os.listdir(self.tokens_dir)
-        except OSError:
-            entries = []
-        for entry in entries:
-            stem, ext = os.path.splitext(entry)
-            if ext == ".json" and PROFILE_NAME.fullmatch(stem):
-                names.add(stem)
+        for directory in (self.tokens_dir, os.path.dirname(self.client_credentials_path("x"))):
+            self._check_tree(directory)
+            try:
+                entries = os.listdir(directory)
+            except OSError:
+                entries = []
+            for entry in entries:
+                stem, ext = os.path.splitext(entry)
+                if ext == ".json" and PROFILE_NAME.fullmatch(stem):
+                    names.add(stem)
         return sorted(names)
 
     # --- files ----------------------------------------------------------

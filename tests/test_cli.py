@@ -75,7 +75,7 @@ def test_full_login_then_token_status_logout(
         "profile": "home",
         "provider": "honeywell",
         "client_id": CLIENT_ID,
-        "client_auth": "basic",
+        "client_auth": "basic-raw",  # the Honeywell preset: the seed's recipe
         "token_url": f"{demo.base_url}/oauth2/token",
     }
     assert CLIENT_SECRET not in path.read_text()  # the secret lives in config.toml only, if saved

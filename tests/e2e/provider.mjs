@@ -25,6 +25,7 @@ server.listen(0, '127.0.0.1', () => {
     features: {
       clientCredentials: { enabled: true },
       revocation: { enabled: true },
+      introspection: { enabled: true }, // lets the tests ask whether a token still works
       devInteractions: { enabled: true },
     },
     pkce: { required: () => true },
