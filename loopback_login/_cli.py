@@ -176,18 +176,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
+    from ._secrets import source
+
+    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "SECRET", "FILE")]
     now = time.time()
     for name in names:
+        secret = source(store, name)  # where it comes from, never the secret
         provider = tables.get(name, {}).get("provider") or "-"
         try:
             record = store.read_record(name)
             token = token_from_record(record) if record is not None else None
         except (LoginRequired, ValueError):
-            rows.append((name, str(provider), "-", "unreadable", "-", "-", store.token_path(name)))
+            rows.append(
+                (name, str(provider), "-", "unreadable", "-", "-", secret, store.token_path(name))
+            )
             continue
         if record is None or token is None:
-            rows.append((name, str(provider), "-", "not logged in", "-", "-", "-"))
+            rows.append((name, str(provider), "-", "not logged in", "-", "-", secret, "-"))
             continue
         rows.append(
             (
@@ -197,6 +202,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 _expiry(token.expires_at, now),
                 token.scope or "-",
                 "yes" if token.refresh_token else "no",
+                secret,
                 store.token_path(name),
             )
         )
@@ -213,10 +219,25 @@ def cmd_logout(args: argparse.Namespace) -> int:
     outcome = _run(
         logout(store, name, client_secret=args.client_secret, revoke=not args.local_only)
     )
-    if outcome is None:
-        _progress(f"No tokens stored for profile {name!r}; nothing to do.")
-    else:
+    if outcome is not None:
         print(f"Logged out of profile {name!r}: tokens {outcome} ({store.token_path(name)})")
+    if args.forget:
+        from . import _secrets
+
+        forgotten = [
+            what
+            for what, done in (
+                ("its stored client secret", _secrets.delete(store, name)),
+                (f"its [profiles.{name}] table in {store.config_path}", store.delete_profile(name)),
+            )
+            if done
+        ]
+        if forgotten:
+            print(f"Forgot profile {name!r}: removed {' and '.join(forgotten)}")
+        elif outcome is None:
+            _progress(f"Nothing stored for profile {name!r}; nothing to do.")
+    elif outcome is None:
+        _progress(f"No tokens stored for profile {name!r}; nothing to do.")
     return 0
 
 
@@ -271,22 +292,24 @@ def _accept(args: argparse.Namespace, store: Store, profile: Profile) -> None:
     """The configuration is accepted: now warn about a secret in argv, and save if asked."""
     _warn_secret_flag(args)
     if args.save:
-        store.save_profile(profile.name, _given_profile_flags(args))
+        # Never the secret: it is kept apart (the keyring where there is one) once it works.
+        flags = _given_profile_flags(args)
+        flags.pop("client_secret", None)
+        store.save_profile(profile.name, flags)
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
 def _resolve(args: argparse.Namespace, store: Store) -> Profile:
-    from ._profile import SECRET_ENV, issuer_of, resolve_profile
+    from . import _secrets
+    from ._profile import issuer_of
 
     name = check_profile_name(args.profile)
     table, flags = store.profile_table(name), _given_profile_flags(args)
     if issuer_of(table, flags) is not None:
         from ._flows import resolve
 
-        return _run(resolve(store, name, flags, env_secret=os.environ.get(SECRET_ENV)))  # type: ignore[no-any-return]
-    return resolve_profile(
-        name, table, flags, env_secret=os.environ.get(SECRET_ENV), where=store.config_path
-    )
+        return _run(resolve(store, name, flags))  # type: ignore[no-any-return]
+    return _secrets.resolve(store, name, table, flags)
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -405,7 +428,8 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--client-id", help="the app's client id (API key)")
     add(
         "--client-secret",
-        help="the app's secret; prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
+        help="the app's secret, kept for the profile after the login (the OS keyring where "
+        "there is one); prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
     )
     add("--redirect-uri", help="the registered redirect URI, e.g. http://localhost:8080/callback")
     add("--scope", help="space-separated scopes")
@@ -422,6 +446,14 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="do not send PKCE (RFC 7636)",
     )
+    add(
+        "--no-client-check",
+        dest="client_check",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not check the client id and secret at the token endpoint before the consent",
+    )
     add("--skew", type=_skew_seconds, metavar="SECONDS", help="refresh this long before expiry")
     add(
         "--authorize-param",
@@ -433,7 +465,9 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     )
     add("--prompt", help="shorthand for --authorize-param prompt=VALUE")
     parser.add_argument(
-        "--save", action="store_true", help="write these flags (secret included) to config.toml"
+        "--save",
+        action="store_true",
+        help="write these flags to config.toml (the secret is kept apart, in the keyring)",
     )
 
 
@@ -498,6 +532,11 @@ def _logout_flags(logout: argparse.ArgumentParser) -> None:
     _secret_flag(logout)
     logout.add_argument(
         "--local-only", action="store_true", help="only delete them here; do not revoke"
+    )
+    logout.add_argument(
+        "--forget",
+        action="store_true",
+        help="also remove the profile's stored client secret and its config.toml table",
     )
 
 

@@ -280,6 +280,9 @@ class DemoProvider:
 
     def _exchange_code(self, client: DemoClient, form: Mapping[str, Any]) -> web.Response:
         grant = self._codes.pop(str(form.get("code", "")), None)  # single use
+        if grant is None:
+            # Counted apart: a client checking its credentials sends a code that cannot exist.
+            self.requests["unknown code"] += 1
         if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
             return _apigee_error(400, "invalid_request", "Invalid Authorization Code")
         if form.get("redirect_uri") != grant.redirect_uri:

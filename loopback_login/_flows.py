@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from ._bind import Listener
@@ -25,7 +24,7 @@ from ._errors import (
     ProviderError,
     TokenEndpointError,
 )
-from ._profile import SECRET_ENV, Profile
+from ._profile import Profile
 from ._protocol import (
     AuthorizeRequest,
     ClientAuth,
@@ -96,10 +95,56 @@ async def finish_login(
     store = store or Store()
     reporter = reporter or default_reporter()
     with started:
-        if started.listener is None:
-            code = await _pasted_code(profile, started.request, reporter, timeout)
-            return await _exchange(profile, store, code, started.request)
-        return await _receive(profile, store, started.request, started.listener, reporter, timeout)
+        check = _client_check(profile, started.request)
+        try:
+            if started.listener is None:
+                code = await _unless_refused(
+                    _pasted_code(profile, started.request, reporter, timeout), check
+                )
+                token = await _exchange(profile, store, code, started.request)
+            else:
+                token = await _receive(
+                    profile, store, started.request, started.listener, reporter, timeout, check
+                )
+        finally:
+            if check is not None:
+                check.cancel()
+                with contextlib.suppress(BaseException):
+                    await check
+    if profile.client_secret and profile.client_auth is not ClientAuth.NONE:
+        # The secret this login used is kept for the profile's later logins and refreshes.
+        from ._secrets import keep
+
+        said = keep(store, profile.name, profile.client_secret)
+        if said:
+            reporter.say(said)
+    return token
+
+
+def _client_check(profile: Profile, request: AuthorizeRequest) -> asyncio.Task[None] | None:
+    """Start checking the client at the token endpoint (see _client_check), unless turned off."""
+    if not profile.client_check:
+        return None
+    from ._client_check import check_client
+
+    return asyncio.ensure_future(check_client(profile, request.redirect_uri, request.code_verifier))
+
+
+async def _unless_refused(awaitable: Awaitable[T], check: asyncio.Task[None] | None) -> T:
+    """Await ``awaitable``; if the client check refuses the client first, raise that at once."""
+    if check is None:
+        return await awaitable
+    main = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({main, check}, return_when=asyncio.FIRST_COMPLETED)
+        if not main.done():
+            check.result()  # ClientRefused ends the login; a passed check lets it go on
+        return await main
+    finally:
+        if not main.done():
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
 
 
 async def _receive(
@@ -109,6 +154,7 @@ async def _receive(
     listener: Listener,
     reporter: Reporter,
     timeout: float,
+    check: asyncio.Task[None] | None = None,
 ) -> Token:
     # aiohttp is imported only now, while the person looks at the login page,
     # and the client side too, so that the code is exchanged without delay.
@@ -128,7 +174,7 @@ async def _receive(
         countdown = asyncio.ensure_future(reporter.countdown(timeout, "Waiting for the browser"))
         try:
             async with asyncio.timeout(timeout):
-                code = await receiver.wait()
+                code = await _unless_refused(receiver.wait(), check)
         except TimeoutError:
             raise LoginTimeout(
                 f"timed out after {timeout:g} s waiting for the browser to come back to "
@@ -240,31 +286,27 @@ async def _request_token(
 # --- profiles with an issuer --------------------------------------------------------
 
 
-async def resolve(
-    store: Store, name: str, flags: dict[str, object], *, env_secret: str | None
-) -> Profile:
+async def resolve(store: Store, name: str, flags: dict[str, object]) -> Profile:
     """Resolve a profile, reading its issuer's metadata first when it names one (cached)."""
+    from . import _secrets
     from ._discovery import discover
-    from ._profile import issuer_of, resolve_profile
+    from ._profile import issuer_of
 
     table = store.profile_table(name)
     issuer = issuer_of(table, flags)
     metadata = await discover(issuer, store=store, name=name) if issuer else None
-    return resolve_profile(
-        name, table, flags, env_secret=env_secret, where=store.config_path, metadata=metadata
-    )
+    # The secret: given, stored, the environment, else asked for (see _secrets).
+    return _secrets.resolve(store, name, table, flags, metadata=metadata)
 
 
 # --- the stored token, refreshed -------------------------------------------------
 
 
 def _client_secret(store: Store, name: str, given: str | None) -> str | None:
-    """The secret for a stored profile: given (flag or argument), config.toml, the environment."""
-    if given:
-        return given
-    table = store.profile_table(name) or {}
-    secret = table.get("client_secret")
-    return secret if isinstance(secret, str) and secret else os.environ.get(SECRET_ENV) or None
+    """The secret for a stored profile: given (flag or argument), kept, the environment."""
+    from ._secrets import choose
+
+    return choose(store, name, given)[0]
 
 
 def _record_client(
@@ -283,10 +325,9 @@ def _record_client(
     if client_auth is not ClientAuth.NONE:
         secret = _client_secret(store, name, given_secret)
         if secret is None:
-            raise ConfigError(
-                f"profile {name!r} was saved without its client secret: set ${SECRET_ENV} "
-                "or pass --client-secret"
-            )
+            from ._secrets import missing_message
+
+            raise ConfigError(missing_message(name))
     return client_id, client_auth, secret
 
 

@@ -131,6 +131,16 @@ class Store:
             config = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{self.config_path} is not valid TOML ({exc}); fix it") from None
+        for key, value in config.items():
+            if key == "profiles":
+                continue
+            key = key if key.isprintable() else repr(key)
+            # A common slip: [home] where [profiles.home] was meant. Reported, not ignored.
+            hint = f"; write it as [profiles.{key}]" if isinstance(value, dict) else ""
+            raise ConfigError(
+                f"{self.config_path}: unknown {'table' if hint else 'key'} "
+                f"{'[' + key + ']' if hint else repr(key)}{hint} (profiles are [profiles.NAME])"
+            )
         profiles = config.get("profiles", {})
         if not isinstance(profiles, dict) or not all(
             isinstance(table, dict) for table in profiles.values()
@@ -155,8 +165,23 @@ class Store:
         profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
         table = profiles.setdefault(name, tomlkit.table())
         for key, value in values.items():
-            table[key] = value
+            if value is None:
+                table.pop(key, None)  # None removes the key (a secret moved to the keyring)
+            else:
+                table[key] = value
         self._write(self.config_path, tomlkit.dumps(document).encode("utf-8"))
+
+    def delete_profile(self, name: str) -> bool:
+        """Remove ``[profiles.NAME]`` from the config file, keeping the rest; was there one?"""
+        import tomlkit
+
+        if name not in self.read_config().get("profiles", {}):
+            return False
+        with open(self.config_path, encoding="utf-8") as file:
+            document = tomlkit.parse(file.read())
+        del document["profiles"][name]
+        self._write(self.config_path, tomlkit.dumps(document).encode("utf-8"))
+        return True
 
     # --- tokens/NAME.json -----------------------------------------------
 

@@ -14,6 +14,7 @@ from support import (
     CLI,
     NEUTRAL_CWD,
     DemoServer,
+    exchanges,
     free_port,
     login_args,
     read_record,
@@ -106,7 +107,7 @@ def test_pasted_address_with_the_wrong_state_is_refused(demo: DemoServer) -> Non
     assert lines[-2] == "Address or code: "  # stdin ended: no second chance
     assert lines[-1].startswith(f"loopback-login: {refusal}")
     assert stdout == "" and not token_path().exists()
-    assert demo.provider.requests["authorization_code"] == 0  # never exchanged
+    assert exchanges(demo.provider) == 0  # never exchanged
 
 
 def test_paste_accepts_a_corrected_address_after_a_refusal(demo: DemoServer) -> None:

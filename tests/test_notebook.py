@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import CLIENT_ID, CLIENT_SECRET, Browser, DemoServer, free_port
+from support import CLIENT_ID, CLIENT_SECRET, Browser, DemoServer, exchanges, free_port
 
 jupyter_client = pytest.importorskip("jupyter_client")  # installed by `.[test]`
 
@@ -88,7 +88,7 @@ def test_sync_and_async_login_in_a_kernel(kernel: Any, demo: DemoServer, browser
     )
     assert reply["status"] == "ok", reply
     assert "async True" in _text(outputs) and "cached True" in _text(outputs)
-    assert demo.provider.requests["authorization_code"] == 2
+    assert exchanges(demo.provider) == 2
 
 
 def test_kernel_interrupt_cancels_the_login_and_frees_the_port(
