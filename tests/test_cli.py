@@ -499,9 +499,14 @@ def test_token_imports_nothing_heavy(tmp_path: Path) -> None:
             "tomllib",
             "filelock",
             "shutil",
+            # The secret store: only when a secret is looked up (tests/test_secrets.py).
+            "keyring",
+            "secretstorage",
+            "jeepney",
         )
     }
     assert heavy == set()
+    assert "loopback_login._secrets" not in imported
 
 
 def test_providers_lists_honeywell() -> None:
