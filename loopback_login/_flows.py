@@ -98,9 +98,13 @@ async def finish_login(
         check = _client_check(profile, started.request)
         try:
             if started.listener is None:
-                code = await _unless_refused(
-                    _pasted_code(profile, started.request, reporter, timeout), check
-                )
+                try:
+                    code = await _unless_refused(
+                        _pasted_code(profile, started.request, reporter, timeout), check
+                    )
+                except ProviderError:
+                    reporter.say("")  # end the unanswered prompt's line
+                    raise
                 token = await _exchange(profile, store, code, started.request)
             else:
                 token = await _receive(
