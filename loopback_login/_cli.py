@@ -267,7 +267,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = Store()
     from ._ui import Terminal
 
-    token = _run(run_demo(store, timeout=args.timeout, reporter=Terminal()))
+    serving = False
+
+    def serve(token: Token) -> None:
+        nonlocal serving
+        serving = True
+        print(_summary("Logged in", "demo", "demo", token, store.token_path("demo")), flush=True)
+
+    try:
+        token = _run(
+            run_demo(
+                store,
+                timeout=args.timeout,
+                reporter=Terminal(),
+                serve=serve if args.serve else None,
+            )
+        )
+    except KeyboardInterrupt:
+        if not serving:
+            raise
+        _progress("Demo provider stopped.")
+        return 0  # Ctrl-C is how --serve is meant to end
     print(_summary("Logged in", "demo", "demo", token, store.token_path("demo")))
     return 0
 
@@ -540,6 +560,15 @@ def _logout_flags(logout: argparse.ArgumentParser) -> None:
     )
 
 
+def _demo_flags(demo: argparse.ArgumentParser) -> None:
+    _timeout_flag(demo)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the demo provider running after the login, until Ctrl-C",
+    )
+
+
 def _no_flags(parser: argparse.ArgumentParser) -> None:
     pass
 
@@ -561,7 +590,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[...
     "demo": (
         cmd_demo,
         "log in to a built-in local demo provider (no account needed)",
-        _timeout_flag,
+        _demo_flags,
         False,
     ),
 }

@@ -21,6 +21,7 @@ from ._errors import (
     LoginRequired,
     LoginTimeout,
     LoopbackLoginError,
+    NetworkError,
     ProviderError,
     TokenEndpointError,
 )
@@ -52,6 +53,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 300.0
+
+#: Said by every command on the demo profile that needs the demo provider once it has stopped.
+DEMO_GONE = (
+    "the demo provider runs only during `loopback-login demo`: run it again (or keep it "
+    "running with `loopback-login demo --serve`), or clear the profile with "
+    "`loopback-login logout demo --forget`"
+)
+
+
+def _demo_gone(record: dict[str, object], exc: NetworkError) -> bool:
+    """Is this the demo profile's provider, gone because `loopback-login demo` has ended?"""
+    return record.get("provider") == "demo" and not exc.sent
 
 
 async def login(
@@ -378,6 +391,10 @@ async def refresh_stored(
                 requested_scope=token.scope,
                 previous_refresh_token=token.refresh_token,
             )
+        except NetworkError as exc:
+            if _demo_gone(record, exc):
+                raise ProviderError(f"cannot refresh profile {name!r}: {DEMO_GONE}") from None
+            raise
         except TokenEndpointError as exc:
             if means_login_required(exc):
                 raise LoginRequired(
@@ -467,6 +484,13 @@ async def logout(
         assert record is not None
         try:
             await _revoke(store, name, record, client_secret)
+        except NetworkError as exc:
+            if not _demo_gone(record, exc):
+                failure = exc
+            else:
+                # Its tokens lived in the demo provider's memory and died with it.
+                store.delete_record(name)
+                return "deleted (the demo provider that issued them has stopped, and they with it)"
         except ProviderError as exc:
             failure = exc
         except ConfigError as exc:

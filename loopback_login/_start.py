@@ -132,7 +132,8 @@ def start_login(
             extra_params=profile.authorize_params,
         )
         if listener is not None:
-            reporter.show_url(request.url)
+            if not getattr(browser, "plays_itself", False):  # the demo's scripted browser
+                reporter.show_url(request.url)
             if not open_browser:
                 reporter.say(f"Not opening a browser (--no-browser). {_reach_advice(listener)}")
             elif no_browser is not None:
