@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from ._errors import LoginRequired, LoopbackLoginError
+from ._errors import ConfigError, LoginRequired, LoopbackLoginError
 from ._store import Store, check_profile_name
 
 # `token` must start fast: the typing machinery is for the type checker only.
@@ -28,6 +28,24 @@ if TYPE_CHECKING:
     from ._token import Token
 
 PROG = "loopback-login"
+
+EPILOG = """\
+PROFILE is a name you choose for one app at one provider: the provider's endpoints,
+the client id (and secret), the redirect URI and the scopes. Give them as flags once;
+`--save` writes them to config.toml, the secret is kept in the OS keyring, and later
+commands need only the name. Names: letters, digits, '.', '_', '-'.
+
+examples:
+  loopback-login demo                                   try it; no account needed
+  export LOOPBACK_LOGIN_CLIENT_SECRET=...               asked for if not set; kept after one login
+  loopback-login login home --provider honeywell --client-id KEY \\
+      --redirect-uri http://localhost:8080/callback --save
+  loopback-login token home                             print a valid access token
+  curl -H "$(loopback-login token home --header)" https://api.example/...
+  loopback-login status                                 profiles, expiry, where secrets are
+  loopback-login logout home --forget                   remove tokens, secret and profile
+
+`loopback-login COMMAND --help` shows a command's flags."""
 EXIT_INTERNAL = 1
 EXIT_CANCELLED = 5
 
@@ -45,7 +63,7 @@ def _columns() -> int:
         return 80
 
 
-class _Formatter(argparse.HelpFormatter):
+class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter, sized without importing shutil (argparse makes one per flag)."""
 
     def __init__(
@@ -109,7 +127,7 @@ def cmd_login(args: argparse.Namespace) -> int:
             finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
         )
     path = store.token_path(profile.name)
-    print(_summary("Logged in", profile.name, profile.provider, token, path))
+    print(_summary(f"Logged in{_who(token)}", profile.name, profile.provider, token, path))
     return 0
 
 
@@ -332,6 +350,25 @@ def _resolve(args: argparse.Namespace, store: Store) -> Profile:
     return _secrets.resolve(store, name, table, flags)
 
 
+def _did_you_mean(args: argparse.Namespace, exc: LoopbackLoginError) -> str:
+    """For a profile name that does not exist, the names it is close to."""
+    name = getattr(args, "profile", None)
+    if not name or not isinstance(exc, (LoginRequired, ConfigError)):
+        return ""
+    try:
+        names = Store(warn=lambda _: None).profile_names()
+    except LoopbackLoginError:
+        return ""
+    if name in names:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -363,6 +400,19 @@ def _duration(seconds: float) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes // 60} h"
+
+
+def _who(token: Token) -> str:
+    """`` as NAME`` when the provider's id_token says who logged in (OIDC Core §5.1)."""
+    from ._record import jwt_claims
+
+    claims = jwt_claims(token.raw.get("id_token")) or {}
+    for claim in ("preferred_username", "email", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value:
+            shown = value if value.isprintable() else value.encode("unicode_escape").decode()
+            return f" as {shown[:100]}"
+    return ""
 
 
 def _summary(what: str, name: str, provider: str, token: Token, path: str) -> str:
@@ -400,6 +450,26 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+class _Version(argparse.Action):
+    """``--version``, read from the installed package's metadata only when asked."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version(PROG)
+        except PackageNotFoundError:
+            number = "unknown"
+        print(f"{PROG} {number}")
+        parser.exit(0)
+
+
 class _KeyValues(argparse.Action):
     def __call__(
         self,
@@ -422,7 +492,8 @@ def _seconds(text: str, *, zero: bool = False) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     above_floor = value >= 0 if zero else value > 0
     if not above_floor or value > 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+        what = "from 0 to 86400 seconds" if zero else "more than 0 and at most 86400 seconds"
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
     return value
 
 
@@ -609,8 +680,10 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Get OAuth2 tokens through your browser and keep them fresh.",
+        epilog=EPILOG,
         parents=[common],
     )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     # An explicit prog spares argparse a help formatter (and its imports) at start-up.
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog=PROG)
     for name, (func, help, add_flags, takes_profile) in COMMANDS.items():
@@ -633,8 +706,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except LoopbackLoginError as exc:
         if debug:
-            raise
-        print(f"{PROG}: {exc}", file=sys.stderr)
+            import traceback
+
+            traceback.print_exc()  # and still the exit code that scripts rely on
+        print(f"{PROG}: {exc}{_did_you_mean(args, exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: cancelled", file=sys.stderr)

@@ -183,10 +183,13 @@ async def _receive(
         state=request.state,
         issuer=profile.issuer,
         issuer_required=profile.issuer_required,
+        back_to=getattr(reporter, "place", "the terminal"),
+        retry=getattr(reporter, "retry_hint", "run the login again"),
     ) as receiver:
+        cancel = getattr(reporter, "cancel_hint", "Ctrl-C cancels")
         reporter.say(
             f"Waiting for the browser to come back to {listener.redirect_uri} "
-            f"(up to {timeout:g} s; Ctrl-C cancels)"
+            f"(up to {timeout:g} s; {cancel})"
         )
         countdown = asyncio.ensure_future(reporter.countdown(timeout, "Waiting for the browser"))
         try:
@@ -206,7 +209,7 @@ async def _receive(
         except LoopbackLoginError as exc:
             receiver.finish(exc, profile=profile.name)
             raise
-        receiver.finish(None, profile=profile.name)
+        receiver.finish(None, profile=profile.name, scope=token.scope)
         return token
 
 
