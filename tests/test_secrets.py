@@ -141,6 +141,18 @@ def test_kept_in_the_secret_service_and_used_in_a_new_shell(
     assert "SECRET" in header.split() and " keyring " in row
     assert CLIENT_SECRET not in status.stdout + status.stderr
 
+    # A wrong secret by flag is refused before the consent and does not replace the kept one.
+    wrong = run_cli(
+        "login",
+        "home",
+        "--client-secret",
+        "not-the-secret",
+        env={**env, "TEST_BROWSER_ACTION": "nothing"},
+    )
+    assert wrong.returncode == 4
+    assert "refused the client id or secret of profile 'home'" in wrong.stderr.splitlines()[-1]
+    assert secret_service.get("home").stdout == CLIENT_SECRET + "\n"
+
     # logout --forget: tokens, the keyring entry and the config table are gone.
     forget = run_cli("logout", "home", "--forget", env=secret_service.env)
     assert forget.returncode == 0, forget.stderr
