@@ -355,6 +355,8 @@ def _did_you_mean(args: argparse.Namespace, exc: LoopbackLoginError) -> str:
     name = getattr(args, "profile", None)
     if not name or not isinstance(exc, (LoginRequired, ConfigError)):
         return ""
+    if hasattr(args, "provider") and _given_profile_flags(args):
+        return ""  # a new profile described by flags, not a misspelled one
     try:
         names = Store(warn=lambda _: None).profile_names()
     except LoopbackLoginError:

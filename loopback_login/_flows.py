@@ -115,8 +115,11 @@ async def finish_login(
                     code = await _unless_refused(
                         _pasted_code(profile, started.request, reporter, timeout), check
                     )
-                except ProviderError:
-                    reporter.say("")  # end the unanswered prompt's line
+                except ProviderError as exc:
+                    from ._client_check import ClientRefused
+
+                    if isinstance(exc, ClientRefused):
+                        reporter.say("")  # end the unanswered prompt's line
                     raise
                 token = await _exchange(profile, store, code, started.request)
             else:

@@ -52,6 +52,8 @@ def test_did_you_mean_a_profile(isolated_env: Path) -> None:
         "loopback-login: no tokens for profile 'hmoe'; run `loopback-login login hmoe` "
         "(did you mean 'home'?)"
     ]
+    described = run_cli("login", "hme", "--provider", "honeywell")  # a new one, by flags
+    assert described.returncode == 2 and "did you mean" not in described.stderr
     unrelated = run_cli("token", "zzzzzz")
     assert unrelated.returncode == 3 and "did you mean" not in unrelated.stderr
 
