@@ -42,11 +42,23 @@ def _read_url(process: subprocess.Popen[str]) -> tuple[str, list[str]]:
     """The authorize URL from stderr, and the lines before it."""
     assert process.stderr is not None
     seen = []
-    for line in process.stderr:
+    while line := _line(process.stderr.fileno()):
         if line.startswith(URL_PREFIX):
             return line.removeprefix(URL_PREFIX).strip(), seen
         seen.append(line.rstrip("\n"))
     raise AssertionError(f"no URL printed: {seen}")
+
+
+def _line(fd: int) -> str:
+    """One line, read a byte at a time: a buffered reader would swallow what follows it
+    (the paste prompt), which communicate() then never sees."""
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode()
 
 
 def _args(demo: DemoServer, *extra: str, port: int | None = None) -> list[str]:
