@@ -18,6 +18,7 @@ client registration, say) keep their secrets through these functions too.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -39,16 +40,19 @@ SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
 KEYRING, CONFIG_FILE, ENVIRONMENT, NONE = "keyring", "config file", "environment", "none"
 
 
+@functools.cache
 def _keyring() -> Any | None:
     """The keyring backend when it is a secure one, else ``None`` (the file is used then)."""
     try:
         import keyring
-        from keyring.errors import KeyringError
     except ImportError:
         return None
     try:
         backend = keyring.get_keyring()
-    except (KeyringError, RuntimeError, OSError):
+    except Exception as exc:
+        # A broken keyring setup ($PYTHON_KEYRING_BACKEND naming nothing, a bad
+        # keyringrc.cfg) must not stop a login: the file keeps the secret instead.
+        _warn(f"the OS keyring is not usable ({type(exc).__name__}); using {SERVICE}'s config file")
         return None
     return backend if _secure(backend) else None
 
@@ -83,11 +87,9 @@ def get(store: Store, name: str) -> tuple[str | None, str]:
         return secret, CONFIG_FILE
     backend = _keyring()
     if backend is not None:
-        from keyring.errors import KeyringError
-
         try:
             secret = backend.get_password(SERVICE, name)
-        except KeyringError as exc:
+        except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
             _warn(f"could not read the OS keyring ({type(exc).__name__})")
             secret = None
         if secret:
@@ -149,11 +151,9 @@ def keep(store: Store, name: str, secret: str) -> str | None:
         return None
     backend = _keyring()
     if backend is not None:
-        from keyring.errors import KeyringError
-
         try:
             backend.set_password(SERVICE, name, secret)
-        except KeyringError as exc:
+        except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
             _warn(f"could not write to the OS keyring ({type(exc).__name__}); using the file")
         else:
             if where == CONFIG_FILE:
@@ -177,14 +177,14 @@ def delete(store: Store, name: str) -> bool:
         removed = True
     backend = _keyring()
     if backend is not None:
-        from keyring.errors import KeyringError, PasswordDeleteError
+        from keyring.errors import PasswordDeleteError
 
         try:
             backend.delete_password(SERVICE, name)
             removed = True
         except PasswordDeleteError:
             pass  # there was none
-        except KeyringError as exc:
+        except Exception as exc:
             raise ConfigError(
                 f"could not remove the secret of profile {name!r} from the OS keyring "
                 f"({type(exc).__name__}); remove it with `keyring del {SERVICE} {name}`"

@@ -297,3 +297,16 @@ def test_token_fast_path_never_imports_keyring(tmp_path: Path) -> None:
         if name.split(".")[0] in ("keyring", "secretstorage", "jeepney", "jaraco")
         or name in ("loopback_login._secrets", "getpass")
     }
+
+
+def test_a_broken_keyring_setup_falls_back_to_the_file(
+    demo: DemoServer, browser: Browser, isolated_env: Path
+) -> None:
+    redirect = _redirect(demo)
+    # keyring itself raises ValueError for this; the login must go on regardless.
+    env = {**browser.env, "PYTHON_KEYRING_BACKEND": ""}
+    result = run_cli(*login_args(demo, redirect), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "loopback-login: warning: the OS keyring is not usable (ValueError)" in result.stderr
+    assert f'client_secret = "{CLIENT_SECRET}"' in (isolated_env / "config.toml").read_text()
+    assert "Traceback" not in result.stderr
