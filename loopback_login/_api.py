@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ._flows import fetch_client_credentials, refresh_stored
-from ._profile import SECRET_ENV, Profile
+from ._profile import Profile
 from ._record import record_skew
 from ._store import Store, check_profile_name
 from ._sync import run_sync
@@ -45,7 +45,11 @@ async def login(
     store = Store(config_dir)
     resolved = await _resolve(store, profile, settings)
     if save:
-        store.save_profile(resolved.name, {k: v for k, v in settings.items() if v is not None})
+        # The secret is kept apart (the keyring where there is one) once the login works.
+        store.save_profile(
+            resolved.name,
+            {k: v for k, v in settings.items() if v is not None and k != "client_secret"},
+        )
     return await login_flow(
         resolved,
         store=store,
@@ -120,7 +124,7 @@ async def _resolve(store: Store, profile: str, settings: dict[str, Any]) -> Prof
     from ._flows import resolve
 
     name = check_profile_name(profile)
-    return await resolve(store, name, settings, env_secret=os.environ.get(SECRET_ENV))
+    return await resolve(store, name, settings)
 
 
 def login_sync(profile: str, **options: Any) -> Token:

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from ._errors import LoginRequired, LoopbackLoginError
+from ._errors import ConfigError, LoginRequired, LoopbackLoginError
 from ._store import Store, check_profile_name
 from ._text import shown
 
@@ -30,6 +30,24 @@ if TYPE_CHECKING:
     from ._token import Token
 
 PROG = "loopback-login"
+
+EPILOG = """\
+PROFILE is a name you choose for one app at one provider: the provider's endpoints,
+the client id (and secret), the redirect URI and the scopes. Give them as flags once;
+`--save` writes them to config.toml, the secret is kept in the OS keyring, and later
+commands need only the name. Names: letters, digits, '.', '_', '-'.
+
+examples:
+  loopback-login demo                                   try it; no account needed
+  export LOOPBACK_LOGIN_CLIENT_SECRET=...               asked for if not set; kept after one login
+  loopback-login login home --provider honeywell --client-id KEY \\
+      --redirect-uri http://localhost:8080/callback --save
+  loopback-login token home                             print a valid access token
+  curl -H "$(loopback-login token home --header)" https://api.example/...
+  loopback-login status                                 profiles, expiry, where secrets are
+  loopback-login logout home --forget                   remove tokens, secret and profile
+
+`loopback-login COMMAND --help` shows a command's flags."""
 EXIT_INTERNAL = 1
 EXIT_CANCELLED = 5
 
@@ -47,7 +65,7 @@ def _columns() -> int:
         return 80
 
 
-class _Formatter(argparse.HelpFormatter):
+class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter, sized without importing shutil (argparse makes one per flag)."""
 
     def __init__(
@@ -111,7 +129,7 @@ def cmd_login(args: argparse.Namespace) -> int:
             finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
         )
     path = store.token_path(profile.name)
-    print(shown(_summary("Logged in", profile.name, profile.provider, token, path)))
+    print(shown(_summary(f"Logged in{_who(token)}", profile.name, profile.provider, token, path)))
     return 0
 
 
@@ -177,26 +195,31 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "KIND", "FILE")]
+    from ._secrets import source
+
+    rows = [
+        ("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "KIND", "SECRET", "FILE")
+    ]
     now = time.time()
     for name in names:
         provider = str(tables.get(name, {}).get("provider") or "-")
+        secret = source(store, name)  # where it comes from, never the secret
         kinds = (
             ("login", store.token_path(name)),
             ("client-credentials", store.client_credentials_path(name)),
         )
-        shown = False
+        listed = False
         for kind, path in kinds:
             try:
                 record = store.read_record(name, path)
                 token = token_from_record(record) if record is not None else None
-            except (LoginRequired, ValueError):
-                rows.append((name, provider, "-", "unreadable", "-", "-", kind, path))
-                shown = True
+            except (LoopbackLoginError, ValueError):  # one bad record never hides the others
+                rows.append((name, provider, "-", "unreadable", "-", "-", kind, secret, path))
+                listed = True
                 continue
             if record is None or token is None:
                 continue
-            shown = True
+            listed = True
             rows.append(
                 (
                     name,
@@ -206,11 +229,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                     token.scope or "-",
                     "yes" if token.refresh_token else "no",
                     kind,
+                    secret,
                     path,
                 )
             )
-        if not shown:
-            rows.append((name, provider, "-", "not logged in", "-", "-", "-", "-"))
+        if not listed:
+            rows.append((name, provider, "-", "not logged in", "-", "-", "-", secret, "-"))
     _print_table(rows)
     return 0
 
@@ -222,8 +246,6 @@ def cmd_logout(args: argparse.Namespace) -> int:
     name = check_profile_name(args.profile)
     _warn_secret_flag(args)
     done = _run(logout(store, name, client_secret=args.client_secret, revoke=not args.local_only))
-    if not done:
-        _progress(f"No tokens stored for profile {name!r}; nothing to do.")
     for entry in done:
         what = "tokens" if entry.kind == "login" else "client-credentials token"
         if entry.revoked:
@@ -238,6 +260,23 @@ def cmd_logout(args: argparse.Namespace) -> int:
             )
             if entry.still_valid:
                 print(f"  They stay valid at the provider: {entry.still_valid}.")
+    if args.forget:
+        from . import _secrets
+
+        forgotten = [
+            what
+            for what, removed in (
+                ("its stored client secret", _secrets.delete(store, name)),
+                (f"its [profiles.{name}] table in {store.config_path}", store.delete_profile(name)),
+            )
+            if removed
+        ]
+        if forgotten:
+            print(f"Forgot profile {name!r}: removed {' and '.join(forgotten)}")
+        elif not done:
+            _progress(f"Nothing stored for profile {name!r}; nothing to do.")
+    elif not done:
+        _progress(f"No tokens stored for profile {name!r}; nothing to do.")
     return 0
 
 
@@ -267,7 +306,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = Store()
     from ._ui import Terminal
 
-    token = _run(run_demo(store, timeout=args.timeout, reporter=Terminal()))
+    serving = False
+
+    def serve(token: Token) -> None:
+        nonlocal serving
+        serving = True
+        print(
+            shown(_summary("Logged in", "demo", "demo", token, store.token_path("demo"))),
+            flush=True,
+        )
+
+    try:
+        token = _run(
+            run_demo(
+                store,
+                timeout=args.timeout,
+                reporter=Terminal(),
+                serve=serve if args.serve else None,
+            )
+        )
+    except KeyboardInterrupt:
+        if not serving:
+            raise
+        _progress("Demo provider stopped.")
+        return 0  # Ctrl-C is how --serve is meant to end
     print(shown(_summary("Logged in", "demo", "demo", token, store.token_path("demo"))))
     return 0
 
@@ -292,12 +354,16 @@ def _accept(args: argparse.Namespace, store: Store, profile: Profile) -> None:
     """The configuration is accepted: now warn about a secret in argv, and save if asked."""
     _warn_secret_flag(args)
     if args.save:
-        store.save_profile(profile.name, _given_profile_flags(args))
+        # Never the secret: it is kept apart (the keyring where there is one) once it works.
+        flags = _given_profile_flags(args)
+        flags.pop("client_secret", None)
+        store.save_profile(profile.name, flags)
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
 def _resolve(args: argparse.Namespace, store: Store) -> Profile:
-    from ._profile import SECRET_ENV, issuer_of, resolve_profile
+    from . import _secrets
+    from ._profile import issuer_of
 
     name = check_profile_name(args.profile)
     store.check_case(name)
@@ -305,10 +371,29 @@ def _resolve(args: argparse.Namespace, store: Store) -> Profile:
     if issuer_of(table, flags) is not None:
         from ._flows import resolve
 
-        return _run(resolve(store, name, flags, env_secret=os.environ.get(SECRET_ENV)))  # type: ignore[no-any-return]
-    return resolve_profile(
-        name, table, flags, env_secret=os.environ.get(SECRET_ENV), where=store.config_path
-    )
+        return _run(resolve(store, name, flags))  # type: ignore[no-any-return]
+    return _secrets.resolve(store, name, table, flags)
+
+
+def _did_you_mean(args: argparse.Namespace, exc: LoopbackLoginError) -> str:
+    """For a profile name that does not exist, the names it is close to."""
+    name = getattr(args, "profile", None)
+    if not name or not isinstance(exc, (LoginRequired, ConfigError)):
+        return ""
+    if hasattr(args, "provider") and _given_profile_flags(args):
+        return ""  # a new profile described by flags, not a misspelled one
+    try:
+        names = Store(warn=lambda _: None).profile_names()
+    except LoopbackLoginError:
+        return ""
+    if name in names:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -348,6 +433,18 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h"
 
 
+def _who(token: Token) -> str:
+    """`` as NAME`` when the provider's id_token says who logged in (OIDC Core §5.1)."""
+    from ._record import jwt_claims
+
+    claims = jwt_claims(token.raw.get("id_token")) or {}
+    for claim in ("preferred_username", "email", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value:
+            return f" as {shown(value[:100])}"
+    return ""
+
+
 def _summary(what: str, name: str, provider: str, token: Token, path: str) -> str:
     refresh = "refresh token saved" if token.refresh_token else "no refresh token"
     expiry = _expiry(token.expires_at, time.time())
@@ -383,6 +480,26 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+class _Version(argparse.Action):
+    """``--version``, read from the installed package's metadata only when asked."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version(PROG)
+        except PackageNotFoundError:
+            number = "unknown"
+        print(f"{PROG} {number}")
+        parser.exit(0)
+
+
 class _KeyValues(argparse.Action):
     def __call__(
         self,
@@ -405,7 +522,8 @@ def _seconds(text: str, *, zero: bool = False) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     above_floor = value >= 0 if zero else value > 0
     if not above_floor or value > 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+        what = "from 0 to 86400 seconds" if zero else "more than 0 and at most 86400 seconds"
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
     return value
 
 
@@ -431,7 +549,8 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--client-id", help="the app's client id (API key)")
     add(
         "--client-secret",
-        help="the app's secret; prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
+        help="the app's secret, kept for the profile after the login (the OS keyring where "
+        "there is one); prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",
     )
     add("--redirect-uri", help="the registered redirect URI, e.g. http://localhost:8080/callback")
     add("--scope", help="space-separated scopes")
@@ -449,6 +568,14 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="do not send PKCE (RFC 7636)",
     )
+    add(
+        "--no-client-check",
+        dest="client_check",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not check the client id and secret at the token endpoint before the consent",
+    )
     add("--skew", type=_skew_seconds, metavar="SECONDS", help="refresh this long before expiry")
     add(
         "--authorize-param",
@@ -460,7 +587,9 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     )
     add("--prompt", help="shorthand for --authorize-param prompt=VALUE")
     parser.add_argument(
-        "--save", action="store_true", help="write these flags (secret included) to config.toml"
+        "--save",
+        action="store_true",
+        help="write these flags to config.toml (the secret is kept apart, in the keyring)",
     )
 
 
@@ -526,6 +655,20 @@ def _logout_flags(logout: argparse.ArgumentParser) -> None:
     logout.add_argument(
         "--local-only", action="store_true", help="only delete them here; do not revoke"
     )
+    logout.add_argument(
+        "--forget",
+        action="store_true",
+        help="also remove the profile's stored client secret and its config.toml table",
+    )
+
+
+def _demo_flags(demo: argparse.ArgumentParser) -> None:
+    _timeout_flag(demo)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the demo provider running after the login, until Ctrl-C",
+    )
 
 
 def _no_flags(parser: argparse.ArgumentParser) -> None:
@@ -549,7 +692,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[...
     "demo": (
         cmd_demo,
         "log in to a built-in local demo provider (no account needed)",
-        _timeout_flag,
+        _demo_flags,
         False,
     ),
 }
@@ -568,8 +711,10 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Get OAuth2 tokens through your browser and keep them fresh.",
+        epilog=EPILOG,
         parents=[common],
     )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     # An explicit prog spares argparse a help formatter (and its imports) at start-up.
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog=PROG)
     for name, (func, help, add_flags, takes_profile) in COMMANDS.items():
@@ -592,8 +737,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except LoopbackLoginError as exc:
         if debug:
-            raise
-        print(f"{PROG}: {shown(exc)}", file=sys.stderr)
+            import traceback
+
+            traceback.print_exc()  # and still the exit code that scripts rely on
+        print(f"{PROG}: {shown(exc)}{_did_you_mean(args, exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: cancelled", file=sys.stderr)

@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import html
+import os
 import re
 import secrets
 import threading
@@ -289,6 +290,9 @@ class DemoProvider:
 
     def _exchange_code(self, client: DemoClient, form: Mapping[str, Any]) -> web.Response:
         grant = self._codes.pop(str(form.get("code", "")), None)  # single use
+        if grant is None:
+            # Counted apart: a client checking its credentials sends a code that cannot exist.
+            self.requests["unknown code"] += 1
         if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
             return _apigee_error(400, "invalid_request", "Invalid Authorization Code")
         if form.get("redirect_uri") != grant.redirect_uri:
@@ -563,22 +567,46 @@ def play_browser(
 class ScriptedBrowser:
     """Plays the person at the browser over HTTP, from a daemon thread (:func:`play_browser`)."""
 
+    #: It needs no URL shown: nobody is to open it (see _start.start_login).
+    plays_itself = True
+
+    def __init__(self) -> None:
+        self.visit: BrowserVisit | None = None
+        self._thread: threading.Thread | None = None
+
     def unavailable(self) -> str | None:
         return None
 
     def open(self, url: str, say: Callable[[str], None]) -> None:
         def run() -> None:
-            visit = play_browser(url)
-            say(
-                f"Demo browser: signed in as {DEMO_USER!r}, allowed access, and was sent "
-                f"back to the redirect URI (page status {visit.status})."
-            )
+            self.visit = play_browser(url)
 
-        threading.Thread(target=run, name="loopback-login-demo-browser", daemon=True).start()
+        self._thread = threading.Thread(target=run, name="loopback-login-demo-browser", daemon=True)
+        self._thread.start()
+
+    def outcome(self) -> str:
+        """What it did, once the login is over (its last page came with the login's end)."""
+        if self._thread is not None:
+            self._thread.join(10)
+        status = self.visit.status if self.visit is not None else "none"
+        return (
+            f"The demo played the browser itself: signed in as {DEMO_USER!r}, allowed access, "
+            f"and was sent back to the redirect URI (page status {status})."
+        )
 
 
-async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token:
-    """Start the demo provider on loopback and log in to it as profile ``demo``."""
+async def run_demo(
+    store: Store,
+    *,
+    timeout: float,
+    reporter: Reporter,
+    serve: Callable[[Token], None] | None = None,
+) -> Token:
+    """Start the demo provider on loopback and log in to it as profile ``demo``.
+
+    With ``serve``, it is called with the token once logged in, and the provider
+    keeps running until the task is cancelled (Ctrl-C).
+    """
     from ._flows import login
     from ._profile import resolve_profile
     from ._start import SystemBrowser
@@ -612,7 +640,8 @@ async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token
         reason = browser.unavailable()
         if reason is None:
             reporter.say(
-                f"Sign in as user {DEMO_USER!r} with password {DEMO_PASSWORD!r}, then allow."
+                "Opening your browser at the demo's login page: sign in as user "
+                f"{DEMO_USER!r} with password {DEMO_PASSWORD!r}, then allow."
             )
         else:
             reporter.say(
@@ -623,10 +652,33 @@ async def run_demo(store: Store, *, timeout: float, reporter: Reporter) -> Token
         token = await login(
             profile, store=store, browser=browser, timeout=timeout, reporter=reporter
         )
+        if isinstance(browser, ScriptedBrowser):
+            reporter.say(browser.outcome())
+        else:
+            reporter.say("Your browser completed the login (a real browser, not played).")
         await _call_api(demo.base_url, token, client.client_id, reporter.say)
+        if serve is not None:
+            # For `refresh demo` and `logout demo` in another terminal: this demo
+            # runs, at this URL, with this throwaway secret (0600, like a token).
+            store.write_demo(
+                {"pid": os.getpid(), "base_url": demo.base_url, "client_secret": secret}
+            )
+            serve(token)
+            reporter.say(
+                f"The demo provider keeps running at {demo.base_url} until Ctrl-C. "
+                "In another terminal, try:"
+            )
+            for command in ("token demo", "refresh demo", "status", "logout demo"):
+                reporter.say(f"    loopback-login {command}")
+            try:
+                await asyncio.Event().wait()  # until cancelled
+            finally:
+                store.write_demo(None)
     reporter.say(
         "The demo provider has stopped; its tokens stay in the store as profile 'demo' "
-        "(`loopback-login status`)."
+        "(`loopback-login status`). `loopback-login token demo` works while the access token "
+        "is valid; refreshing it needs the demo provider: `loopback-login demo --serve` keeps "
+        "it running."
     )
     return token
 

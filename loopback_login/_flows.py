@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from ._bind import Listener
@@ -22,10 +22,11 @@ from ._errors import (
     LoginRequired,
     LoginTimeout,
     LoopbackLoginError,
+    NetworkError,
     ProviderError,
     TokenEndpointError,
 )
-from ._profile import SECRET_ENV, Profile
+from ._profile import Profile
 from ._protocol import (
     AuthorizeRequest,
     ClientAuth,
@@ -55,6 +56,47 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 300.0
+
+#: Said by every command on the demo profile that needs the demo provider once it has stopped.
+DEMO_GONE = (
+    "the demo provider runs only during `loopback-login demo`: run it again (or keep it "
+    "running with `loopback-login demo --serve`), or clear the profile with "
+    "`loopback-login logout demo --forget`"
+)
+
+
+def _demo_gone(record: dict[str, object], exc: NetworkError) -> bool:
+    """Is this the demo profile's provider, gone because `loopback-login demo` has ended?"""
+    return record.get("provider") == "demo" and not exc.sent
+
+
+def _running_demo_secret(store: Store, record: Mapping[str, object]) -> str | None:
+    """The throwaway secret of the `loopback-login demo --serve` that issued ``record``.
+
+    ``None`` once that demo has stopped: its provider lived only as long as it
+    did, and its port may now be anyone's, so nothing is sent there again.
+    """
+    info = store.read_demo()
+    if info is None:
+        return None
+    pid, base, secret = info.get("pid"), info.get("base_url"), info.get("client_secret")
+    token_url = record.get("token_url")
+    if not (
+        isinstance(pid, int)
+        and isinstance(base, str)
+        and isinstance(secret, str)
+        and isinstance(token_url, str)
+        and token_url.startswith(base.rstrip("/") + "/")
+    ):
+        return None
+    if os.name == "posix":  # (on Windows os.kill would end the process)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # it died without saying so
+        except PermissionError:
+            return None  # the pid is another user's process now
+    return secret
 
 
 async def login(
@@ -98,14 +140,42 @@ async def finish_login(
     store = store or Store()
     reporter = reporter or default_reporter()
     with started:
-        if started.listener is None:
-            code = await _pasted_code(profile, started.request, reporter, timeout)
-            token = await _exchange(profile, store, code, started.request)
-        else:
-            token = await _receive(
-                profile, store, started.request, started.listener, reporter, timeout
-            )
+        check = _client_check(profile, started.request)
+        try:
+            if started.listener is None:
+                try:
+                    code = await _unless_refused(
+                        _pasted_code(profile, started.request, reporter, timeout), check
+                    )
+                except ProviderError as exc:
+                    from ._client_check import ClientRefused
+
+                    if isinstance(exc, ClientRefused):
+                        reporter.say("")  # end the unanswered prompt's line
+                    raise
+                token = await _exchange(profile, store, code, started.request)
+            else:
+                token = await _receive(
+                    profile, store, started.request, started.listener, reporter, timeout, check
+                )
+        finally:
+            if check is not None:
+                check.cancel()
+                with contextlib.suppress(BaseException):
+                    await check
     _warn_dropped_scopes(profile, token, reporter)
+    if (
+        profile.client_secret
+        and profile.client_auth is not ClientAuth.NONE
+        # The demo's secret is thrown away with its provider (see run_demo).
+        and not made_by_demo(profile.name, {"provider": profile.provider})
+    ):
+        # The secret this login used is kept for the profile's later logins and refreshes.
+        from ._secrets import keep
+
+        said = keep(store, profile.name, profile.client_secret)
+        if said:
+            reporter.say(said)
     return token
 
 
@@ -129,6 +199,32 @@ def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> 
     reporter.say(line)
 
 
+def _client_check(profile: Profile, request: AuthorizeRequest) -> asyncio.Task[None] | None:
+    """Start checking the client at the token endpoint (see _client_check), unless turned off."""
+    if not profile.client_check:
+        return None
+    from ._client_check import check_client
+
+    return asyncio.ensure_future(check_client(profile, request.redirect_uri, request.code_verifier))
+
+
+async def _unless_refused(awaitable: Awaitable[T], check: asyncio.Task[None] | None) -> T:
+    """Await ``awaitable``; if the client check refuses the client first, raise that at once."""
+    if check is None:
+        return await awaitable
+    main = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({main, check}, return_when=asyncio.FIRST_COMPLETED)
+        if not main.done():
+            check.result()  # ClientRefused ends the login; a passed check lets it go on
+        return await main
+    finally:
+        if not main.done():
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+
+
 async def _receive(
     profile: Profile,
     store: Store,
@@ -136,6 +232,7 @@ async def _receive(
     listener: Listener,
     reporter: Reporter,
     timeout: float,
+    check: asyncio.Task[None] | None = None,
 ) -> Token:
     # aiohttp is imported only now, while the person looks at the login page,
     # and the client side too, so that the code is exchanged without delay.
@@ -147,15 +244,18 @@ async def _receive(
         state=request.state,
         issuer=profile.issuer,
         issuer_required=profile.issuer_required,
+        back_to=getattr(reporter, "place", "the terminal"),
+        retry=getattr(reporter, "retry_hint", "run the login again"),
     ) as receiver:
+        cancel = getattr(reporter, "cancel_hint", "Ctrl-C cancels")
         reporter.say(
             f"Waiting for the browser to come back to {listener.redirect_uri} "
-            f"(up to {timeout:g} s; Ctrl-C cancels)"
+            f"(up to {timeout:g} s; {cancel})"
         )
         countdown = asyncio.ensure_future(reporter.countdown(timeout, "Waiting for the browser"))
         try:
             async with asyncio.timeout(timeout):
-                code = await receiver.wait()
+                code = await _unless_refused(receiver.wait(), check)
         except TimeoutError:
             raise LoginTimeout(_timeout_line(timeout, listener.redirect_uri, receiver)) from None
         finally:
@@ -167,7 +267,7 @@ async def _receive(
         except LoopbackLoginError as exc:
             receiver.finish(exc, profile=profile.name)
             raise
-        receiver.finish(None, profile=profile.name)
+        receiver.finish(None, profile=profile.name, scope=token.scope)
         return token
 
 
@@ -283,43 +383,33 @@ async def _request_token(
 # --- profiles with an issuer --------------------------------------------------------
 
 
-async def resolve(
-    store: Store, name: str, flags: dict[str, object], *, env_secret: str | None
-) -> Profile:
+async def resolve(store: Store, name: str, flags: dict[str, object]) -> Profile:
     """Resolve a profile, reading its issuer's metadata first when it names one (cached)."""
+    from . import _secrets
     from ._discovery import discover
-    from ._profile import issuer_of, resolve_profile
+    from ._profile import issuer_of
 
     table = store.profile_table(name)
     issuer = issuer_of(table, flags)
     metadata = await discover(issuer, store=store, name=name) if issuer else None
-    return resolve_profile(
-        name, table, flags, env_secret=env_secret, where=store.config_path, metadata=metadata
-    )
+    # The secret: given, stored, the environment, else asked for (see _secrets).
+    return _secrets.resolve(store, name, table, flags, metadata=metadata)
 
 
 # --- the stored token, refreshed -------------------------------------------------
 
 
 def _client_secret(store: Store, name: str, given: str | None) -> str | None:
-    """The secret for a stored profile: given (flag or argument), config.toml, the environment."""
-    if given:
-        return given
-    table = store.profile_table(name) or {}
-    secret = table.get("client_secret")
-    return secret if isinstance(secret, str) and secret else os.environ.get(SECRET_ENV) or None
+    """The secret for a stored profile: given (flag or argument), kept, the environment."""
+    from ._secrets import choose
+
+    return choose(store, name, given)[0]
 
 
 def _record_client(
     store: Store, name: str, record: dict[str, object], given_secret: str | None
 ) -> tuple[str, ClientAuth, str | None]:
     """Client id, authentication and secret for the token endpoint, from a token record."""
-    if made_by_demo(name, record):
-        # Never a secret from the environment, the config or a flag for it.
-        raise LoginRequired(
-            f"profile {name!r} belongs to `loopback-login demo`, whose provider ran only "
-            "while the demo did; run `loopback-login demo` again"
-        )
     client_id = record.get("client_id")
     auth_name = str(record.get("client_auth") or "none")
     if not isinstance(client_id, str) or auth_name not in set(ClientAuth):
@@ -329,13 +419,18 @@ def _record_client(
         )
     client_auth = ClientAuth(auth_name)
     secret = None
-    if client_auth is not ClientAuth.NONE:
+    if made_by_demo(name, record):
+        # Only the running demo's own secret: never one from a flag, the
+        # environment or the config for it.
+        secret = _running_demo_secret(store, record)
+        if secret is None:
+            raise LoginRequired(f"cannot refresh profile {name!r}: {DEMO_GONE}")
+    elif client_auth is not ClientAuth.NONE:
         secret = _client_secret(store, name, given_secret)
         if secret is None:
-            raise ConfigError(
-                f"profile {name!r} was saved without its client secret: set ${SECRET_ENV} "
-                "or pass --client-secret"
-            )
+            from ._secrets import missing_message
+
+            raise ConfigError(missing_message(name))
     return client_id, client_auth, secret
 
 
@@ -387,6 +482,10 @@ async def refresh_stored(
                 requested_scope=token.scope,
                 previous_refresh_token=token.refresh_token,
             )
+        except NetworkError as exc:
+            if _demo_gone(record, exc):
+                raise LoginRequired(f"cannot refresh profile {name!r}: {DEMO_GONE}") from None
+            raise
         except TokenEndpointError as exc:
             if means_login_required(exc):
                 raise LoginRequired(
@@ -503,9 +602,10 @@ async def logout(
             why_not = "the file was unreadable"
         elif not revoke:
             why_not = "--local-only"
-        elif made_by_demo(name, record):
-            # Its provider is gone, and its port may be anyone's now.
-            why_not = "the demo provider runs only during `loopback-login demo`"
+        elif made_by_demo(name, record) and _running_demo_secret(store, record) is None:
+            # Its tokens lived in the demo provider's memory and died with it;
+            # its port may be anyone's now.
+            why_not = "the demo provider that issued them has stopped, and they with it"
         else:
             url = await _revocation_url(record)
             if url is None:
@@ -531,7 +631,11 @@ async def logout(
                 failures.append(f"{exc}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        valid = None if request is not None or record is None else still_valid(record)
+        valid = (
+            None
+            if request is not None or record is None or made_by_demo(name, record)
+            else still_valid(record)
+        )
         done.append(LoggedOut(path, kind, request is not None, why_not, valid))
     if failures:
         unrevoked = "; ".join(

@@ -16,6 +16,8 @@ from ._errors import ConfigError
 from ._protocol import RESERVED_AUTHORIZE_PARAMS, ClientAuth
 from ._providers import preset
 from ._record import DEFAULT_SKEW
+from ._secrets import SECRET_ENV as SECRET_ENV  # its owner is _secrets
+from ._secrets import missing_message
 from ._store import check_profile_name
 
 if TYPE_CHECKING:
@@ -41,10 +43,10 @@ PROFILE_KEYS = frozenset(
         "pkce",
         "skew",
         "authorize_params",
+        "client_check",
     }
 )
 
-SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
 #: Every environment variable holding a secret we read: kept from the programs we start.
 SECRET_ENVS = frozenset({SECRET_ENV})
 
@@ -69,6 +71,8 @@ class Profile(NamedTuple):
     issuer: str | None = None
     #: RFC 9207: the provider always sends ``iss``, so a callback without it is refused.
     issuer_required: bool = False
+    #: Check the client id and secret at the token endpoint while the browser opens.
+    client_check: bool = True
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -150,7 +154,7 @@ def resolve_profile(
         )
     if merged.get("redirect_uri") is not None:
         _check_redirect_uri(str(merged["redirect_uri"]))
-    for key in PROFILE_KEYS - {"pkce", "skew", "authorize_params"}:
+    for key in PROFILE_KEYS - {"pkce", "skew", "authorize_params", "client_check"}:
         value = merged.get(key)
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key} of profile {name!r} must be a string")
@@ -227,11 +231,6 @@ def resolve_profile(
             f"client authentication 'basic-raw' cannot send the client id {client_id!r}: it "
             "contains ':' (use --client-auth basic, which form-encodes it)"
         )
-    if client_auth is not ClientAuth.NONE and not client_secret:
-        raise ConfigError(
-            f"client authentication {client_auth.value!r} needs a client secret: pass "
-            f"--client-secret or set ${SECRET_ENV}"
-        )
     if client_auth is ClientAuth.NONE and not (merged.get("pkce", default_pkce)):
         raise ConfigError("a public client (client_auth none) needs PKCE; drop --no-pkce")
 
@@ -241,6 +240,14 @@ def resolve_profile(
     skew = merged.get("skew", DEFAULT_SKEW)
     if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew <= 86400:
         raise ConfigError(f"skew of profile {name!r} must be a number of seconds (0 to 86400)")
+
+    client_check = merged.get("client_check", True)
+    if not isinstance(client_check, bool):
+        raise ConfigError(f"client_check of profile {name!r} must be true or false")
+    # Last, so that every other mistake is reported first: a missing secret
+    # may be asked for, and asking is pointless for a profile that cannot work.
+    if needs_secret(provider_name, client_auth) and not client_secret:
+        raise MissingSecret(name)
 
     return Profile(
         name=name,
@@ -259,7 +266,25 @@ def resolve_profile(
         revocation_url=revocation_url,
         issuer=metadata.issuer if metadata is not None else None,
         issuer_required=metadata is not None and metadata.iss_parameter_supported,
+        client_check=client_check,
     )
+
+
+class MissingSecret(ConfigError):
+    """The profile needs a client secret and none was given, stored or in the environment."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(missing_message(name))
+
+
+def needs_secret(provider: str, client_auth: ClientAuth) -> bool:
+    """Whether the client must authenticate with a secret.
+
+    The Honeywell preset always does (Apigee refuses a public client); a
+    provider given by URL does when its client authentication is not ``none``.
+    """
+    return provider == "honeywell" or client_auth is not ClientAuth.NONE
 
 
 def _default_client_auth(

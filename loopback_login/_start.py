@@ -104,6 +104,14 @@ def start_login(
     """Bind the redirect port (or choose paste mode), show the URL and open the browser."""
     browser = browser or SystemBrowser()
     target = check_login(profile, paste=paste)
+    assert profile.redirect_uri is not None
+    parts = urlsplit(profile.redirect_uri)
+    if parts.port is None and parts.scheme == "http":
+        reporter.say(
+            f"Note: the redirect URI {profile.redirect_uri} has no port, which means port 80; "
+            "the URI registered for your app usually has one "
+            "(e.g. http://localhost:8080/callback)."
+        )
     listener = None
     no_browser = browser.unavailable() if open_browser and not paste else None
     if target is not None:
@@ -132,13 +140,15 @@ def start_login(
             extra_params=profile.authorize_params,
         )
         if listener is not None:
-            reporter.show_url(request.url)
+            if not getattr(browser, "plays_itself", False):  # the demo's scripted browser
+                reporter.show_url(request.url)
             if not open_browser:
                 reporter.say(f"Not opening a browser (--no-browser). {_reach_advice(listener)}")
             elif no_browser is not None:
+                paste_advice = getattr(reporter, "paste_hint", "run again with --paste")
                 reporter.say(
                     f"No browser can be opened here ({no_browser}). {_reach_advice(listener)}; "
-                    "or run again with --paste."
+                    f"or {paste_advice}."
                 )
             else:
                 browser.open(request.url, reporter.say)

@@ -131,6 +131,29 @@ class Store:
     def write_metadata(self, name: str, document: Mapping[str, Any]) -> None:
         self._write(self.metadata_path(name), json.dumps(document, indent=2).encode("utf-8"))
 
+    # --- demo.json: the running `loopback-login demo --serve` --------------
+
+    @property
+    def demo_path(self) -> str:
+        return os.path.join(self.root, "demo.json")
+
+    def read_demo(self) -> dict[str, Any] | None:
+        """What the running demo wrote (its pid, URL and throwaway secret), or ``None``."""
+        self._check_tree(self.root)
+        try:
+            data = json.loads(self._read_private(self.demo_path))
+        except (OSError, ValueError, RecursionError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_demo(self, info: Mapping[str, Any] | None) -> None:
+        """Say that the demo serves (``info``), or that it no longer does (``None``)."""
+        if info is not None:
+            self._write(self.demo_path, json.dumps(info).encode("utf-8"))
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.demo_path)
+
     def client_credentials_path(self, name: str) -> str:
         # Its own directory: a profile name may contain dots, so no suffix is safe.
         return os.path.join(self.tokens_dir, "client-credentials", f"{name}.json")
@@ -155,6 +178,16 @@ class Store:
             raise ConfigError(f"{self.config_path} is not valid TOML ({exc}); fix it") from None
         except RecursionError:
             raise ConfigError(f"{self.config_path} is nested too deeply; fix it") from None
+        for key, value in config.items():
+            if key == "profiles":
+                continue
+            key = key if key.isprintable() else repr(key)
+            # A common slip: [home] where [profiles.home] was meant. Reported, not ignored.
+            hint = f"; write it as [profiles.{key}]" if isinstance(value, dict) else ""
+            raise ConfigError(
+                f"{self.config_path}: unknown {'table' if hint else 'key'} "
+                f"{'[' + key + ']' if hint else repr(key)}{hint} (profiles are [profiles.NAME])"
+            )
         profiles = config.get("profiles", {})
         if not isinstance(profiles, dict) or not all(
             isinstance(table, dict) for table in profiles.values()
@@ -180,8 +213,23 @@ class Store:
         profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
         table = profiles.setdefault(name, tomlkit.table())
         for key, value in values.items():
-            table[key] = value
+            if value is None:
+                table.pop(key, None)  # None removes the key (a secret moved to the keyring)
+            else:
+                table[key] = value
         self._write(self.config_path, tomlkit.dumps(document).encode("utf-8"))
+
+    def delete_profile(self, name: str) -> bool:
+        """Remove ``[profiles.NAME]`` from the config file, keeping the rest; was there one?"""
+        import tomlkit
+
+        if name not in self.read_config().get("profiles", {}):
+            return False
+        with open(self.config_path, encoding="utf-8") as file:
+            document = tomlkit.parse(file.read())
+        del document["profiles"][name]
+        self._write(self.config_path, tomlkit.dumps(document).encode("utf-8"))
+        return True
 
     # --- tokens/NAME.json -----------------------------------------------
 

@@ -28,6 +28,12 @@ class Reporter(Protocol):
 class Terminal:
     """stderr for everything said; stdin for answers (read only in paste mode)."""
 
+    #: How the person cancels, retries and gets to paste mode, where they are.
+    place = "the terminal"
+    cancel_hint = "Ctrl-C cancels"
+    retry_hint = "run the login again"
+    paste_hint = "run again with --paste"
+
     def __init__(self, stream: Any = None) -> None:
         self._stream = stream
 
@@ -73,6 +79,11 @@ class Terminal:
 
 class Notebook(Terminal):
     """In a Jupyter kernel: the URL as a clickable link, the paste as an input box."""
+
+    place = "the notebook"
+    cancel_hint = "interrupt the kernel (■) to cancel"
+    retry_hint = "run the cell again"
+    paste_hint = "use login(..., paste=True)"
 
     def show_url(self, url: str) -> None:
         import html

@@ -32,6 +32,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LOOPBACK_LOGIN_CONFIG_DIR", str(config))
     # Where users are told to keep it; tests of the --client-secret flag unset it.
     monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", CLIENT_SECRET)
+    # Never the user's own keyring: no secure backend, so secrets go to config.toml.
+    # The tests of the real Secret Service (test_secrets.py) start their own.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     return config
 
 

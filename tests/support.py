@@ -35,6 +35,11 @@ CLIENT_ID = "123abc"
 CLIENT_SECRET = "s3cr+t%2F:/x y"
 
 
+def exchanges(provider: DemoProvider) -> int:
+    """Code exchanges the provider saw, not counting client checks (codes that cannot exist)."""
+    return provider.requests["authorization_code"] - provider.requests["unknown code"]
+
+
 def free_port() -> int:
     """A port to register as a fixed redirect URI port (the product never does this)."""
     with socket.socket() as sock:

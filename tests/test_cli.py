@@ -19,6 +19,7 @@ from support import (
     CLIENT_SECRET,
     Browser,
     DemoServer,
+    exchanges,
     free_port,
     login_args,
     run_cli,
@@ -81,7 +82,7 @@ def test_full_login_then_token_status_logout(
     assert CLIENT_SECRET not in path.read_text()  # the secret lives in config.toml only, if saved
     access, refresh, code = record["access_token"], record["refresh_token"], _code_from(browser)
     _assert_no_secrets(result.stdout + result.stderr, access, refresh, code, CLIENT_SECRET)
-    assert demo.provider.requests["authorization_code"] == 1
+    assert exchanges(demo.provider) == 1
 
     token = run_cli("token", "home")
     assert (token.returncode, token.stdout, token.stderr) == (0, access + "\n", "")
@@ -123,7 +124,7 @@ def test_second_login_on_the_same_fixed_port_right_after(
             json.loads((isolated_env / "tokens" / "home.json").read_text())["access_token"]
         )
     assert tokens[0] != tokens[1]
-    assert demo.provider.requests["authorization_code"] == 2
+    assert exchanges(demo.provider) == 2
 
 
 def test_saved_profile_and_secret_from_the_environment(
@@ -137,16 +138,18 @@ def test_saved_profile_and_secret_from_the_environment(
     assert saved.returncode == 0, saved.stderr
     config = isolated_env / "config.toml"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert CLIENT_SECRET not in config.read_text()  # it came from the environment, not a flag
+    # No secure keyring in these tests: the secret the login used is kept in the file (0600).
+    assert f'client_secret = "{CLIENT_SECRET}"' in config.read_text()
     assert f'client_id = "{CLIENT_ID}"' in config.read_text()
-    # The saved profile alone is enough now.
-    again = run_cli("login", "home", env=env)
+    # The saved profile alone is enough now, in a new shell without the variable.
+    again = run_cli("login", "home", env=browser.env)
     assert again.returncode == 0, again.stderr
-    # Without the secret, Basic auth cannot be done: the provider says so, one line.
+    # Without any secret, Basic auth cannot be done: one line, before anything else.
+    config.write_text(config.read_text().replace(f'client_secret = "{CLIENT_SECRET}"\n', ""))
     no_secret = run_cli("login", "home", "--client-auth", "basic", env=browser.env)
     assert no_secret.returncode == 2
     assert _stderr_lines(no_secret) == [
-        "loopback-login: client authentication 'basic' needs a client secret: pass --client-secret or set $LOOPBACK_LOGIN_CLIENT_SECRET"
+        "loopback-login: profile 'home' needs its client secret: pass --client-secret or set $LOOPBACK_LOGIN_CLIENT_SECRET once (it is kept for the profile after one login)"
     ]
 
 
@@ -181,7 +184,8 @@ def test_failed_exchange_tells_browser_and_terminal(
     redirect = f"http://127.0.0.1:{free_port()}/callback"
     demo.register(redirect)
     demo.provider.faults.token_errors = [502]
-    result = run_cli(*login_args(demo, redirect), env=browser.env)
+    # Without the client check, whose request would meet the 502 instead.
+    result = run_cli(*login_args(demo, redirect, "--no-client-check"), env=browser.env)
     assert result.returncode == 4
     assert (
         _stderr_lines(result)[-1] == "loopback-login: the token endpoint answered 502 Bad Gateway"
@@ -191,7 +195,7 @@ def test_failed_exchange_tells_browser_and_terminal(
     assert "You are logged in" not in browser.log["body"]
     assert not (isolated_env / "tokens" / "home.json").exists()
     # The code was sent once and never again (codes are single use).
-    assert demo.provider.requests["authorization_code"] == 1
+    assert exchanges(demo.provider) == 1
 
 
 def test_invalid_grant_on_exchange(demo: DemoServer, browser: Browser) -> None:
@@ -295,7 +299,8 @@ def test_client_secret_post(demo: DemoServer, browser: Browser, isolated_env: Pa
 def test_wrong_secret_is_a_provider_error(demo: DemoServer, browser: Browser) -> None:
     redirect = f"http://127.0.0.1:{free_port()}/callback"
     demo.register(redirect, secret="another")
-    result = run_cli(*login_args(demo, redirect), env=browser.env)
+    # Without the client check (tests/test_client_check.py): the exchange says it then.
+    result = run_cli(*login_args(demo, redirect, "--no-client-check"), env=browser.env)
     assert result.returncode == 4
     assert "401" in _stderr_lines(result)[-1] and "invalid_client" in _stderr_lines(result)[-1]
     _assert_no_secrets(result.stderr, CLIENT_SECRET)

@@ -76,6 +76,8 @@ HEAVY = {
 }
 #: ... and what `token` may not load on top of that.
 HEAVY_FOR_TOKEN = HEAVY | {"typing", "socket", "hashlib", "secrets", "threading"}
+#: The secret store is looked up only when a secret is needed (tests/test_secrets.py).
+HEAVY_FOR_TOKEN |= {"keyring", "secretstorage", "jeepney"}
 
 
 def _imported(stderr: str) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import CLIENT_ID, CLIENT_SECRET, Browser, DemoServer, free_port
+from support import CLIENT_ID, CLIENT_SECRET, Browser, DemoServer, exchanges, free_port
 
 jupyter_client = pytest.importorskip("jupyter_client")  # installed by `.[test]`
 
@@ -88,7 +88,7 @@ def test_sync_and_async_login_in_a_kernel(kernel: Any, demo: DemoServer, browser
     )
     assert reply["status"] == "ok", reply
     assert "async True" in _text(outputs) and "cached True" in _text(outputs)
-    assert demo.provider.requests["authorization_code"] == 2
+    assert exchanges(demo.provider) == 2
 
 
 def test_kernel_interrupt_cancels_the_login_and_frees_the_port(
@@ -116,6 +116,10 @@ def test_kernel_interrupt_cancels_the_login_and_frees_the_port(
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
-    # And the kernel is still usable.
+    # And the kernel is still usable. (ipykernel 7 aborts a request that reaches it before
+    # its "stop aborting" message after an error, a race a person at the keyboard never
+    # meets; sent at once, as here, it can be "aborted": then it is sent again.)
     reply, outputs = _run(client, "print('alive')")
+    if reply["status"] == "aborted":
+        reply, outputs = _run(client, "print('alive')")
     assert reply["status"] == "ok" and "alive" in _text(outputs)

@@ -96,7 +96,10 @@ def test_no_secret_in_any_output(demo: DemoServer, browser: Browser, isolated_en
 
     # Failures, with and without --debug tracebacks.
     demo.provider.faults.token_errors = [502]
-    assert scan.run("login", "home").returncode == 4
+    assert scan.run("login", "home", "--no-client-check").returncode == 4
+    # A wrong secret, refused by the client check before the consent.
+    scan.secrets.add("wrong-secret-value")
+    assert scan.run("login", "home", "--client-secret", "wrong-secret-value").returncode == 4
     demo.provider.faults.invalid_grant = True
     expire()
     assert scan.run("token", "home").returncode == 3

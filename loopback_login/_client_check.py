@@ -1,0 +1,77 @@
+"""Is the client id and secret right? Asked of the token endpoint while the browser opens.
+
+A wrong client id or secret would otherwise show only after the person has
+signed in and consented, when the code is exchanged. So while they look at the
+login page, the token endpoint gets an authorization-code request with a code
+that cannot exist: RFC 6749 §5.2 has it answer ``invalid_client`` (401) when
+the client's credentials are wrong, and ``invalid_grant`` when they are right
+(the code is unknown). Only a clear refusal ends the login; any other answer,
+or none, lets it go on, and the real exchange tells the rest.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from ._errors import ProviderError, TokenEndpointError
+from ._protocol import authorization_code_grant, parse_error_response, token_request
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._profile import Profile
+
+
+class ClientRefused(ProviderError):
+    """The token endpoint refused the client id or secret (``invalid_client``)."""
+
+
+def refused(status: int, error: TokenEndpointError | None) -> bool:
+    """Does this answer to an impossible code say the client's credentials are wrong?"""
+    code = (error.error or "").lower() if error is not None else ""
+    return code == "invalid_client" or status == 401
+
+
+def refusal_message(profile: Profile, status: int, error: TokenEndpointError | None) -> str:
+    # Our own words only: the provider's text is not needed to say this.
+    said = (error.error or "").lower() if error is not None else ""
+    detail = " (invalid_client)" if said == "invalid_client" else f" (HTTP {status})"
+    fix = (
+        "check --client-id, and give the right secret with --client-secret or "
+        "$LOOPBACK_LOGIN_CLIENT_SECRET (it replaces the kept one)"
+        if profile.client_secret
+        else "check --client-id"
+    )
+    return (
+        f"the provider refused the client id or secret of profile {profile.name!r}{detail}, "
+        f"before any sign-in; {fix}"
+    )
+
+
+async def check_client(profile: Profile, redirect_uri: str, code_verifier: str | None) -> None:
+    """Raise :class:`ClientRefused` when the token endpoint refuses the client; else return."""
+    from ._errors import LoopbackLoginError
+    from ._http import send
+
+    probe = token_request(
+        profile.token_url,
+        authorization_code_grant(
+            # Made up here and never issued by anyone: it cannot exist.
+            f"loopback-login-client-check-{secrets.token_urlsafe(24)}",
+            redirect_uri,
+            secrets.token_urlsafe(48) if code_verifier is not None else None,
+        ),
+        client_id=profile.client_id,
+        client_secret=profile.client_secret,
+        client_auth=profile.client_auth,
+    )
+    try:
+        response = await send(probe, timeout=15.0)
+    except LoopbackLoginError:
+        return  # unreachable now: the exchange will say so if it still is
+    if response.status < 400:
+        return  # a provider that takes any code is not ours to judge
+    error = parse_error_response(
+        response.status, response.reason, response.content_type, response.body
+    )
+    if refused(response.status, error):
+        raise ClientRefused(refusal_message(profile, response.status, error))

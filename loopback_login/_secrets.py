@@ -1,0 +1,241 @@
+"""Where a profile's client secret is kept: the OS keyring, else ``config.toml``.
+
+A secret a login used is kept for that profile's later logins and refreshes:
+in the OS keyring (the ``keyring`` package: Secret Service, macOS Keychain,
+Windows Credential Locker) under service ``loopback-login`` and the profile's
+name when a secure backend is available, otherwise as ``client_secret`` in the
+profile's ``[profiles.NAME]`` table of ``config.toml`` (0600). Never in both.
+
+Precedence (:func:`choose`): the secret given (flag or argument), then the
+stored one, then ``$LOOPBACK_LOGIN_CLIENT_SECRET`` (only for a profile with no
+stored secret, so that one exported secret never reaches another profile's
+provider). Asking the person (:func:`ask`) is the caller's last resort.
+
+``keyring`` is imported here only, and only when a secret is looked up: the
+``token`` command with a valid token never comes here. Other modules (dynamic
+client registration, say) keep their secrets through these functions too.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+from ._errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from ._discovery import Metadata
+    from ._profile import Profile
+    from ._store import Store
+
+SERVICE = "loopback-login"
+SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
+
+#: Where a secret came from, as ``status`` shows it.
+KEYRING, CONFIG_FILE, ENVIRONMENT, NONE = "keyring", "config file", "environment", "none"
+
+
+@functools.cache
+def _keyring() -> Any | None:
+    """The keyring backend when it is a secure one, else ``None`` (the file is used then)."""
+    try:
+        import keyring
+    except ImportError:
+        return None
+    try:
+        backend = keyring.get_keyring()
+    except Exception as exc:
+        # A broken keyring setup ($PYTHON_KEYRING_BACKEND naming nothing, a bad
+        # keyringrc.cfg) must not stop a login: the file keeps the secret instead.
+        _warn(f"the OS keyring is not usable ({type(exc).__name__}); using {SERVICE}'s config file")
+        return None
+    return backend if _secure(backend) else None
+
+
+def _secure(backend: Any) -> bool:
+    # keyring's own scale: priority < 1 is the fail / null / plaintext kind;
+    # keyrings.alt's file backends keep secrets on disk, no better than our 0600 file.
+    members = getattr(backend, "backends", None)
+    if members is not None:  # the chainer: secure if one of its backends is
+        return any(_secure(member) for member in members)
+    if type(backend).__module__.startswith("keyrings.alt"):
+        return False
+    try:
+        return float(backend.priority) >= 1
+    except Exception:
+        return False
+
+
+def _table_secret(store: Store, name: str) -> str | None:
+    secret = (store.profile_table(name) or {}).get("client_secret")
+    return secret if isinstance(secret, str) and secret else None
+
+
+def get(store: Store, name: str) -> tuple[str | None, str]:
+    """The profile's stored secret and where it is kept (``keyring``, ``config file``, ``none``).
+
+    A secret written into ``config.toml`` by hand wins; it is read without
+    importing keyring at all.
+    """
+    secret = _table_secret(store, name)
+    if secret is not None:
+        return secret, CONFIG_FILE
+    backend = _keyring()
+    if backend is not None:
+        try:
+            secret = backend.get_password(SERVICE, name)
+        except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
+            _warn(f"could not read the OS keyring ({type(exc).__name__})")
+            secret = None
+        if secret:
+            return secret, KEYRING
+    return None, NONE
+
+
+def choose(store: Store, name: str, given: str | None) -> tuple[str | None, str]:
+    """The secret to use and its source: given, stored, the environment, or none."""
+    if given:
+        return given, "given"
+    secret, source = get(store, name)
+    if secret is not None:
+        return secret, source
+    env = os.environ.get(SECRET_ENV)
+    return (env, ENVIRONMENT) if env else (None, NONE)
+
+
+def resolve(
+    store: Store,
+    name: str,
+    table: Mapping[str, Any] | None,
+    flags: Mapping[str, Any],
+    *,
+    metadata: Metadata | None = None,
+) -> Profile:
+    """Resolve the profile with its secret chosen by precedence; ask for it as a last resort.
+
+    Asked without echo when someone can answer (a terminal, a notebook), before
+    any browser opens; otherwise the :class:`MissingSecret` configuration error
+    (exit 2) names the flag and the environment variable.
+    """
+    from ._profile import MissingSecret, resolve_profile
+
+    given = flags.get("client_secret") or None
+    secret, _source = choose(store, name, given if isinstance(given, str) else None)
+    try:
+        return resolve_profile(
+            name, table, flags, env_secret=secret, where=store.config_path, metadata=metadata
+        )
+    except MissingSecret:
+        if not interactive():
+            raise
+    secret = ask(name)
+    return resolve_profile(
+        name, table, flags, env_secret=secret, where=store.config_path, metadata=metadata
+    )
+
+
+def source(store: Store, name: str) -> str:
+    """Where the profile's secret would come from (for ``status``); never the secret."""
+    return choose(store, name, None)[1]
+
+
+def keep(store: Store, name: str, secret: str) -> str | None:
+    """Keep ``secret`` for the profile; one line saying where, or ``None`` when it already was."""
+    stored, where = get(store, name)
+    if stored == secret:
+        return None
+    backend = _keyring()
+    if backend is not None:
+        try:
+            backend.set_password(SERVICE, name, secret)
+        except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
+            _warn(f"could not write to the OS keyring ({type(exc).__name__}); using the file")
+        else:
+            if where == CONFIG_FILE:
+                store.save_profile(name, {"client_secret": None})
+            return (
+                f"Kept the client secret of profile {name!r} in the OS keyring "
+                f"({type(backend).__name__}; service {SERVICE!r}, user {name!r})."
+            )
+    store.save_profile(name, {"client_secret": secret})
+    return (
+        f"Kept the client secret of profile {name!r} in {store.config_path} "
+        "(mode 0600; no secure OS keyring is available here)."
+    )
+
+
+def delete(store: Store, name: str) -> bool:
+    """Remove the profile's stored secret, from the keyring and the file; was there one?"""
+    removed = False
+    if _table_secret(store, name) is not None:
+        store.save_profile(name, {"client_secret": None})
+        removed = True
+    backend = _keyring()
+    if backend is not None:
+        from keyring.errors import PasswordDeleteError
+
+        try:
+            backend.delete_password(SERVICE, name)
+            removed = True
+        except PasswordDeleteError:
+            pass  # there was none
+        except Exception as exc:
+            raise ConfigError(
+                f"could not remove the secret of profile {name!r} from the OS keyring "
+                f"({type(exc).__name__}); remove it with `keyring del {SERVICE} {name}`"
+            ) from None
+    return removed
+
+
+def where(store: Store, name: str) -> str:
+    """Where a secret kept now would go, in words."""
+    backend = _keyring()
+    if backend is not None:
+        return f"the OS keyring ({type(backend).__name__})"
+    return store.config_path
+
+
+def interactive() -> bool:
+    """Can the person be asked (a terminal on stdin, or a notebook)?"""
+    from ._ui import in_notebook
+
+    if in_notebook():
+        return True
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def ask(name: str) -> str:
+    """Ask for the profile's secret without echo (a password box in a notebook)."""
+    import getpass
+
+    from ._ui import in_notebook
+
+    prompt = f"Client secret for profile {name!r} (not shown; kept after this login): "
+    try:
+        # ipykernel replaces getpass.getpass with a password box; it takes no stream.
+        secret = getpass.getpass(prompt) if in_notebook() else getpass.getpass(prompt, sys.stderr)
+    except EOFError:
+        secret = ""
+    secret = secret.strip()
+    if not secret:
+        raise ConfigError(missing_message(name))
+    return secret
+
+
+def missing_message(name: str) -> str:
+    return (
+        f"profile {name!r} needs its client secret: pass --client-secret or set ${SECRET_ENV} "
+        "once (it is kept for the profile after one login)"
+    )
+
+
+def _warn(message: str) -> None:
+    print(f"loopback-login: warning: {message}", file=sys.stderr, flush=True)
