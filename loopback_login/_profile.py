@@ -42,6 +42,7 @@ PROFILE_KEYS = frozenset(
         "pkce",
         "skew",
         "authorize_params",
+        "api_base_url",
     }
 )
 
@@ -68,6 +69,8 @@ class Profile(NamedTuple):
     issuer: str | None = None
     #: RFC 9207: the provider always sends ``iss``, so a callback without it is refused.
     issuer_required: bool = False
+    #: Where ``loopback-login api`` and the Python sessions send requests (and the token).
+    api_base_url: str | None = None
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -87,6 +90,7 @@ class Profile(NamedTuple):
             "client_id": self.client_id,
             "client_auth": self.client_auth.value,
             "skew": self.skew,
+            "api_base_url": self.api_base_url,
         }
 
 
@@ -169,6 +173,7 @@ def resolve_profile(
         )
         revocation_url = merged.get("revocation_url") or provider.revocation_url
         default_pkce = provider.pkce
+        default_api = provider.api_base_url
     elif metadata is not None:
         # Discovered: the metadata fills in what the flags and the table leave open.
         authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
@@ -177,6 +182,7 @@ def resolve_profile(
         revocation_url = merged.get("revocation_url") or metadata.revocation_endpoint
         methods = metadata.code_challenge_methods
         provider_name, default_pkce = "oidc", methods is None or "S256" in methods
+        default_api = None
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
@@ -191,6 +197,8 @@ def resolve_profile(
         client_credentials_url = merged.get("client_credentials_url") or token_url
         revocation_url = merged.get("revocation_url")
         provider_name, default_pkce = "custom", True
+        default_api = None
+    api_base_url = _api_base_url(merged, default_api)
     for label, url in (
         ("authorize URL", authorize_url),
         ("token URL", token_url),
@@ -247,7 +255,22 @@ def resolve_profile(
         revocation_url=revocation_url,
         issuer=metadata.issuer if metadata is not None else None,
         issuer_required=metadata is not None and metadata.iss_parameter_supported,
+        api_base_url=api_base_url,
     )
+
+
+def _api_base_url(merged: Mapping[str, Any], preset_default: str | None) -> str | None:
+    """Where the API is: ``api_base_url`` as given, else the preset's; the one place that decides.
+
+    The token is sent to this URL's origin only, so it is checked like an endpoint.
+    """
+    url = merged.get("api_base_url") or preset_default
+    if url is None:
+        return None
+    _check_endpoint("API base URL", url)
+    if urlsplit(url).query:
+        raise ConfigError(f"the API base URL {url!r} must not have a query")
+    return str(url)
 
 
 def _default_client_auth(secret: str | None, metadata: Metadata | None) -> str:

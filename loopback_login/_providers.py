@@ -19,6 +19,8 @@ class Provider(NamedTuple):
     client_credentials_url: str | None = None
     revocation_url: str | None = None
     pkce: bool = True
+    #: Where ``loopback-login api`` and the Python sessions send requests.
+    api_base_url: str | None = None
 
 
 def _apigee_oauth(
@@ -38,7 +40,18 @@ def _apigee_oauth(
         token_url=f"{base}/oauth2/token",
         client_credentials_url=f"{base}/oauth2/accesstoken",
         revocation_url=f"{base}{revocation_path}" if revocation_path else None,
+        # The API is served from the same host as the OAuth endpoints.
+        api_base_url=base,
     )
+
+
+def api_key_query(provider: str) -> str | None:
+    """The query parameter that carries the client id on every API call, if the provider wants one.
+
+    Honeywell's API (Apigee) wants ``?apikey=<client id>`` beside the Bearer
+    token; the demo provider checks it the same way.
+    """
+    return "apikey" if provider in ("honeywell", "demo") else None
 
 
 def preset(name: str, base_url: str | None = None) -> Provider:

@@ -14,6 +14,7 @@ PUBLIC = [
     "AuthorizationDenied",
     "AuthorizationError",
     "ConfigError",
+    "HttpxAuth",
     "InvalidCallback",
     "InvalidIdToken",
     "IssuerMismatch",
@@ -24,6 +25,7 @@ PUBLIC = [
     "PortInUse",
     "Provider",
     "ProviderError",
+    "RequestsAuth",
     "StateMismatch",
     "Token",
     "TokenEndpointError",
@@ -33,8 +35,10 @@ PUBLIC = [
     "get_token_sync",
     "login",
     "login_sync",
+    "middleware",
     "refresh",
     "refresh_sync",
+    "session",
 ]
 
 
