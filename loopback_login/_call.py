@@ -160,7 +160,8 @@ def _head(response: aiohttp.ClientResponse) -> bytes:
         f"{name.decode('latin-1')}: {value.decode('latin-1')}"
         for name, value in response.raw_headers
     ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    # Lines end in "\n", as gh api -i prints them: for reading and grep, not for replay.
+    return ("\n".join(lines) + "\n\n").encode("latin-1", "replace")
 
 
 async def _write_body(response: aiohttp.ClientResponse, out: BinaryIO, *, pretty: bool) -> None:

@@ -60,7 +60,7 @@ class HttpxAuth(httpx.Auth):
         self._authorize(request, token)
         response = yield request
         if self._retries(response):
-            response.close()
+            # httpx reads the refused response itself: it goes into the history.
             self._authorize(request, self.auth.after_401_sync(token))
             yield request
 
@@ -74,6 +74,5 @@ class HttpxAuth(httpx.Auth):
         self._authorize(request, token)
         response = yield request
         if self._retries(response):
-            await response.aclose()
             self._authorize(request, await self.auth.after_401(token))
             yield request
