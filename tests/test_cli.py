@@ -494,6 +494,8 @@ def test_token_imports_nothing_heavy(tmp_path: Path) -> None:
             "tomllib",
             "filelock",
             "shutil",
+            "httpx",
+            "requests",
         )
     }
     assert heavy == set()
