@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from ._auth import ApiAuth
 from ._token import Token
@@ -26,6 +27,9 @@ class _ApiMiddleware:
     def __init__(self, auth: ApiAuth) -> None:
         self.auth = auth
         self._query = auth.target.query
+        # Request URL -> the same with the provider's extras: a session calls few URLs,
+        # and building a URL costs more than the rest of this middleware's work.
+        self._with_query: dict[URL, URL] = {}
 
     def __repr__(self) -> str:
         return f"loopback_login.middleware({self.auth.profile!r})"
@@ -50,7 +54,13 @@ class _ApiMiddleware:
     def _authorize(self, request: aiohttp.ClientRequest, token: Token) -> None:
         request.headers.update(self.auth.headers(token))
         if self._query:
-            request.url = request.url.update_query(self._query)
+            url = request.url
+            extended = self._with_query.get(url)
+            if extended is None:
+                if len(self._with_query) >= 256:
+                    self._with_query.clear()
+                extended = self._with_query[url] = url.update_query(self._query)
+            request.url = extended
 
 
 def middleware(

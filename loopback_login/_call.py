@@ -1,30 +1,33 @@
 """``loopback-login api PROFILE PATH_OR_URL``: one authenticated request, like ``gh api``.
 
-The request goes through :func:`._aiohttp_api.session`, so the command and the
-Python sessions share one answer to "what goes with a request" and "what to
-do on a 401" (:mod:`._target`).
+The command and the Python sessions share one answer to "what goes with a
+request" and "what to do on a 401" (:mod:`._target`, through :class:`._auth.ApiAuth`);
+only the transport differs: the standard library here, for a fast one-shot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import math
+import ssl
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import aiohttp
-from yarl import URL
-
-from ._aiohttp_api import authenticated_session
 from ._auth import ApiAuth
 from ._bind import is_loopback_host
-from ._errors import ConfigError, LoginRequired, ProviderError
-from ._http import _CONNECT_TIMEOUT, DEFAULT_TIMEOUT, network_errors
+from ._errors import ConfigError, LoginRequired, NetworkError, ProviderError
 from ._protocol import _clean
 
 _JSON = "application/json"
+#: Seconds to connect, and then between bytes of the answer.
+_TIMEOUT = 30.0
 
 
 @dataclass
@@ -95,7 +98,7 @@ def _query_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-async def call_api(
+def call_api(
     profile: str,
     request: ApiRequest,
     *,
@@ -109,7 +112,8 @@ async def call_api(
     Raises :class:`LoginRequired` when the API refuses the token even after a
     refresh, :class:`ProviderError` for any other status of 400 and above (the
     body has been written by then), :class:`NetworkError` when the API cannot
-    be reached.
+    be reached. Redirects are not followed (as curl without ``-L``): the token
+    must not travel on, and ``-i`` shows where they point.
     """
     auth = ApiAuth(profile, client_secret=client_secret)
     target = auth.target
@@ -124,25 +128,23 @@ async def call_api(
             data = json.dumps(dict(request.fields)).encode()
     if data is not None and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = _JSON
-    host = urlsplit(url).hostname or ""
-    async with authenticated_session(
-        auth,
-        timeout=aiohttp.ClientTimeout(connect=_CONNECT_TIMEOUT, sock_read=DEFAULT_TIMEOUT),
-        # Proxies from the environment, as for the token endpoint; never for this machine.
-        trust_env=not is_loopback_host(host),
-    ) as api:
-        with network_errors("the API", urlsplit(url).netloc, DEFAULT_TIMEOUT):
-            async with api.request(
-                request.method, URL(url, encoded=True), data=data, headers=headers
-            ) as response:
-                if include:
-                    out.write(_head(response))
-                await _write_body(response, out, pretty=pretty)
-                status, reason = response.status, _clean(response.reason or "")
-                final = response.url
-                ours = target.owns(final.scheme, final.host or "", final.port)
+    url = target.with_query(url)  # the provider's extras (Honeywell: apikey)
+    opener = _opener(urlsplit(url).hostname or "")
+    token = auth.token_sync()
+    retried = False
+    while True:
+        response = _send(opener, request.method, url, data, {**headers, **auth.headers(token)})
+        if not auth.should_retry(response.status, authorized=True, retried=retried):
+            break
+        response.close()
+        token, retried = auth.after_401_sync(token), True
+    with response:
+        if include:
+            out.write(_head(response))
+        _write_body(response, out, pretty=pretty, netloc=urlsplit(url).netloc)
     out.flush()
-    if status == 401 and ours:
+    status, reason = response.status, _clean(response.reason or "")
+    if status == 401:
         raise LoginRequired(
             f"the API refused the token of profile {profile!r} (401) even after a refresh; "
             f"run `loopback-login login {profile}`"
@@ -151,32 +153,89 @@ async def call_api(
         raise ProviderError(f"the API answered {status} {reason}".rstrip())
 
 
-def _head(response: aiohttp.ClientResponse) -> bytes:
+def _opener(host: str) -> urllib.request.OpenerDirector:
+    """urllib without its redirect and error handlers: every answer comes back as it is.
+
+    The standard library, not aiohttp: one request needs no event loop, and
+    importing aiohttp costs more than the request. Proxies come from the
+    environment, as for the token endpoint, except for this machine.
+    """
+    opener = urllib.request.OpenerDirector()
+    proxies: dict[str, str] | None = {} if is_loopback_host(host) else None
+    for handler in (
+        urllib.request.ProxyHandler(proxies),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def _send(
+    opener: urllib.request.OpenerDirector,
+    method: str,
+    url: str,
+    data: bytes | None,
+    headers: dict[str, str],
+) -> http.client.HTTPResponse:
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 -- http(s) only: ApiTarget
+    with _network_errors(urlsplit(url).netloc):
+        response: http.client.HTTPResponse = opener.open(request, timeout=_TIMEOUT)
+        return response
+
+
+@contextlib.contextmanager
+def _network_errors(netloc: str) -> Iterator[None]:
+    """The API's network failures, told as the token endpoint's are (:mod:`._http`)."""
+    what = "the API"
+    try:
+        yield
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ssl.SSLError):
+            detail = getattr(reason, "verify_message", None) or reason.reason or "failed"
+            raise NetworkError(
+                f"TLS with {what} at {netloc} failed: {detail}", sent=False, transient=False
+            ) from None
+        if isinstance(reason, TimeoutError):
+            raise NetworkError(f"{what} at {netloc} did not answer within {_TIMEOUT:g} s") from None
+        detail = reason.strerror if isinstance(reason, OSError) else None
+        raise NetworkError(
+            f"could not connect to {what} at {netloc}: {detail or 'connection failed'}", sent=False
+        ) from None
+    except TimeoutError:
+        raise NetworkError(f"{what} at {netloc} did not answer within {_TIMEOUT:g} s") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise NetworkError(
+            f"the connection to {what} at {netloc} broke: {type(exc).__name__}"
+        ) from None
+
+
+def _head(response: http.client.HTTPResponse) -> bytes:
     """``-i``: the status line and the headers, as they came."""
-    major, minor = response.version or (1, 1)
-    version = f"HTTP/{major}.{minor}"
+    version = "HTTP/1.0" if response.version == 10 else "HTTP/1.1"
     lines = [f"{version} {response.status} {response.reason or ''}".rstrip()]
-    lines += [
-        f"{name.decode('latin-1')}: {value.decode('latin-1')}"
-        for name, value in response.raw_headers
-    ]
+    lines += [f"{name}: {value}" for name, value in response.headers.items()]
     # Lines end in "\n", as gh api -i prints them: for reading and grep, not for replay.
     return ("\n".join(lines) + "\n\n").encode("latin-1", "replace")
 
 
-async def _write_body(response: aiohttp.ClientResponse, out: BinaryIO, *, pretty: bool) -> None:
+def _write_body(
+    response: http.client.HTTPResponse, out: BinaryIO, *, pretty: bool, netloc: str
+) -> None:
     """The body to ``out``: unchanged, or pretty JSON for a terminal."""
-    if pretty and _is_json(response.content_type):
-        body = await response.read()
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            out.write(body)
-        else:
-            out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
-        return
-    async for chunk in response.content.iter_chunked(65536):
-        out.write(chunk)
+    with _network_errors(netloc):
+        if pretty and _is_json(response.headers.get_content_type()):
+            body = response.read()
+            try:
+                document = json.loads(body)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                out.write(body)
+            else:
+                out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
+            return
+        while chunk := response.read(65536):
+            out.write(chunk)
 
 
 def _is_json(content_type: str) -> bool:

@@ -176,15 +176,13 @@ def cmd_api(args: argparse.Namespace) -> int:
     )
     _warn_secret_flag(args)
     out = sys.stdout.buffer
-    _run(
-        call_api(
-            name,
-            request,
-            out=out,
-            include=args.include,
-            pretty=out.isatty(),
-            client_secret=args.client_secret,
-        )
+    call_api(
+        name,
+        request,
+        out=out,
+        include=args.include,
+        pretty=out.isatty(),
+        client_secret=args.client_secret,
     )
     return 0
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -93,7 +92,8 @@ async def send(
 async def _post_once(
     session: aiohttp.ClientSession, request: TokenRequest, timeout: float
 ) -> HttpResponse:
-    with network_errors("the token endpoint", urlsplit(request.url).netloc, timeout):
+    netloc = urlsplit(request.url).netloc
+    try:
         async with session.post(
             request.url,
             data=request.body,
@@ -108,32 +108,29 @@ async def _post_once(
                 body=body,
                 retry_after=response.headers.get("Retry-After"),
             )
-
-
-@contextlib.contextmanager
-def network_errors(what: str, netloc: str, timeout: float) -> Iterator[None]:
-    """aiohttp's failures as one-line :class:`NetworkError` s naming ``what`` and where."""
-    try:
-        yield
     except aiohttp.ConnectionTimeoutError:
         raise NetworkError(
-            f"could not connect to {what} at {netloc} within {_CONNECT_TIMEOUT:g} s",
+            f"could not connect to the token endpoint at {netloc} within {_CONNECT_TIMEOUT:g} s",
             sent=False,
         ) from None
     except aiohttp.ClientSSLError as exc:
         raise NetworkError(
-            f"TLS with {what} at {netloc} failed: {_reason(exc)}",
+            f"TLS with the token endpoint at {netloc} failed: {_reason(exc)}",
             sent=False,
             transient=False,
         ) from None
     except aiohttp.ClientConnectorError as exc:
         raise NetworkError(
-            f"could not connect to {what} at {netloc}: {_reason(exc)}", sent=False
+            f"could not connect to the token endpoint at {netloc}: {_reason(exc)}", sent=False
         ) from None
     except (TimeoutError, aiohttp.ServerTimeoutError):
-        raise NetworkError(f"{what} at {netloc} did not answer within {timeout:g} s") from None
+        raise NetworkError(
+            f"the token endpoint at {netloc} did not answer within {timeout:g} s"
+        ) from None
     except aiohttp.ClientError as exc:
-        raise NetworkError(f"the connection to {what} at {netloc} broke: {_reason(exc)}") from None
+        raise NetworkError(
+            f"the connection to the token endpoint at {netloc} broke: {_reason(exc)}"
+        ) from None
 
 
 def _reason(exc: aiohttp.ClientError) -> str:

@@ -43,7 +43,8 @@ class ApiTarget(NamedTuple):
 
     def owns(self, scheme: str, host: str, port: int | None) -> bool:
         """Is this (scheme, host, port) the API base's origin, the only one that sees the token?"""
-        return origin_of(scheme, host, port) == self.origin
+        # The common case first: a client library's URL is already normalized.
+        return (scheme, host, port) == self.origin or origin_of(scheme, host, port) == self.origin
 
     def owns_url(self, url: str) -> bool:
         parts = urlsplit(url)

@@ -336,6 +336,17 @@ def test_api_refuses_other_origins_and_bad_flags(
     assert result.returncode == 3 and "nobody" in result.stderr
 
 
+def test_api_does_not_follow_a_redirect_elsewhere(
+    demo: DemoServer, browser: Browser, api: Recorder, elsewhere: Recorder
+) -> None:
+    login_home(demo, browser, "--api-base-url", api.url)
+    result = run_cli("api", "home", f"/redirect?to={elsewhere.url}/z", "-i")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("HTTP/1.1 302 Found\n")
+    assert f"Location: {elsewhere.url}/z\n" in result.stdout
+    assert elsewhere.seen == [] and len(api.seen) == 1
+
+
 def test_api_error_status_body_on_stdout_one_line_exit_4(
     demo: DemoServer, browser: Browser, api: Recorder
 ) -> None:
