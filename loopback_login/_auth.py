@@ -3,7 +3,7 @@
 :class:`ApiAuth` is what ``loopback-login api``, :func:`session`,
 :func:`middleware`, :class:`HttpxAuth` and :class:`RequestsAuth` share: which
 requests get the token and what they carry (:mod:`._target`), the stored token
-(from memory while its file is unchanged), and the refresh after a 401, through
+(read again once a second at most), and the refresh after a 401, through
 :func:`._flows.refresh_stored`'s single flight across tasks, threads and processes.
 """
 
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import time
 
-from ._api import _remembered_token
-from ._flows import refresh_stored
 from ._record import record_skew
 from ._store import Store, check_profile_name
-from ._sync import run_sync
 from ._target import ApiTarget, should_retry, target_from_record
 from ._token import Token
 
@@ -32,7 +29,7 @@ class ApiAuth:
         self.profile = check_profile_name(profile)
         self._store = Store(config_dir)
         self._client_secret = client_secret
-        self._held: tuple[Token, float, float] | None = None
+        self._held: tuple[Token, float] | None = None
         self._header: tuple[Token, dict[str, str]] | None = None
         record = self._store.require_record(self.profile)
         self._skew = record_skew(record)
@@ -44,30 +41,39 @@ class ApiAuth:
         return f"ApiAuth(profile={self.profile!r}, api={self.target.base_url!r})"
 
     def _recent(self) -> Token | None:
-        """The token this adapter last used, if it is still valid and was checked within
-        :data:`RECHECK` seconds; else the stored one from memory (a ``stat`` of its file).
+        """The token this adapter last used, if it is still valid and was read within
+        :data:`RECHECK` seconds; else the stored one, read again (``None`` when it expires
+        within its skew).
 
-        Per request, the ``stat`` would cost more than the rest of the adapter's work.
-        A refresh by another process is seen within :data:`RECHECK` seconds, and a
-        token revoked meanwhile meets the 401 path, which reads the file again.
+        Per request, even a ``stat`` of the token file would cost more than the rest of
+        an adapter's work. A refresh by another process is seen within :data:`RECHECK`
+        seconds, and a token revoked meanwhile meets the 401 path, which reads the file.
         """
         now = time.monotonic()
         held = self._held
-        if held is not None and now - held[1] < RECHECK and not held[0].is_expired(held[2]):
+        if held is not None and now - held[1] < RECHECK and not held[0].is_expired(self._skew):
             return held[0]
-        token = _remembered_token(self._store, self.profile)
-        self._held = (token, now, self._skew) if token is not None else None
+        token = self._store.valid_token(self.profile)
+        self._held = (token, now) if token is not None else None
         return token
 
     async def token(self) -> Token:
-        """A valid token: from memory, else refreshed when it expires within its skew."""
-        return self._recent() or await refresh_stored(
-            self._store, self.profile, client_secret=self._client_secret
-        )
+        """A valid token: the stored one, refreshed first when it expires within its skew."""
+        token = self._recent()
+        if token is not None:
+            return token
+        # Imported here: a valid token needs no event loop (`loopback-login api` starts fast).
+        from ._flows import refresh_stored
+
+        return await refresh_stored(self._store, self.profile, client_secret=self._client_secret)
 
     def token_sync(self) -> Token:
         token = self._recent()
-        return token if token is not None else run_sync(self.token())
+        if token is not None:
+            return token
+        from ._sync import run_sync
+
+        return run_sync(self.token())
 
     async def after_401(self, rejected: Token) -> Token:
         """The token to retry with, after the API refused ``rejected``.
@@ -75,6 +81,8 @@ class ApiAuth:
         Refreshed unless another request (task, thread or process) already has:
         many requests refused at once make one refresh.
         """
+        from ._flows import refresh_stored
+
         return await refresh_stored(
             self._store,
             self.profile,
@@ -83,6 +91,8 @@ class ApiAuth:
         )
 
     def after_401_sync(self, rejected: Token) -> Token:
+        from ._sync import run_sync
+
         return run_sync(self.after_401(rejected))
 
     def headers(self, token: Token) -> dict[str, str]:

@@ -601,3 +601,35 @@ def test_the_package_imports_no_http_client_until_asked() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=NEUTRAL_CWD, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_api_with_a_valid_token_imports_neither_aiohttp_nor_asyncio(
+    demo: DemoServer, browser: Browser
+) -> None:
+    """One request needs no event loop: `api` is a one-shot, like curl."""
+    login_home(demo, browser)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "loopback_login",
+            "api",
+            "home",
+            "/v2/locations",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=NEUTRAL_CWD,
+    )
+    assert result.returncode == 0 and json.loads(result.stdout) == SAMPLE_LOCATIONS
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert "loopback_login._target" in imported  # the probe does see our imports
+    assert {name.split(".")[0] for name in imported} & {
+        "aiohttp",
+        "asyncio",
+        "httpx",
+        "requests",
+    } == set()
