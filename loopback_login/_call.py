@@ -69,10 +69,24 @@ def parse_field(text: str, *, typed: bool, stdin: BinaryIO | None = None) -> tup
     return key, value
 
 
+def parse_method(text: str | None, *, has_body: bool) -> str:
+    """``-X``: default GET, POST when there are fields or an input."""
+    method = (text or ("POST" if has_body else "GET")).upper()
+    # RFC 9110 §9.1: a method is a token; these letters are all the ones in use.
+    if not method.isascii() or not method.isalpha():
+        raise ConfigError(f"-X {text!r} is not an HTTP method")
+    return method
+
+
 def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
-    if not sep or not name or any(ch in name for ch in " \t\r\n") or "\n" in value:
+    if (
+        not sep
+        or not name
+        or any(ch in name for ch in " \t\r\n")
+        or any(ch in value for ch in "\r\n\0")
+    ):
         raise ConfigError(f"expected -H 'Name: value', got {text!r}")
     if name.lower() == "authorization":
         raise ConfigError("the Authorization header comes from the profile's token; drop -H")

@@ -162,13 +162,13 @@ def cmd_client_credentials(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from ._call import ApiRequest, call_api, parse_field, parse_header, read_input
+    from ._call import ApiRequest, call_api, parse_field, parse_header, parse_method, read_input
 
     name = check_profile_name(args.profile)
     fields = [parse_field(text, typed=False) for text in args.raw_field]
     fields += [parse_field(text, typed=True) for text in args.field]
     request = ApiRequest(
-        method=(args.method or ("POST" if fields or args.input else "GET")).upper(),
+        method=parse_method(args.method, has_body=bool(fields) or args.input is not None),
         path_or_url=args.path,
         fields=fields,
         body=read_input(args.input) if args.input is not None else None,

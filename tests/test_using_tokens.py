@@ -33,7 +33,7 @@ from support import (
 )
 
 import loopback_login
-from loopback_login._call import parse_field, parse_header
+from loopback_login._call import parse_field, parse_header, parse_method
 from loopback_login._demo import SAMPLE_LOCATIONS
 from loopback_login._profile import resolve_profile
 from loopback_login._target import ApiTarget, origin_of, should_retry, target_from_record
@@ -202,6 +202,11 @@ def test_fields_and_headers_are_read_as_gh_api_reads_them(tmp_path: Path) -> Non
         parse_field("novalue", typed=False)
     with pytest.raises(loopback_login.ConfigError, match="cannot read"):
         parse_field(f"x=@{tmp_path / 'missing'}", typed=True)
+    assert parse_method(None, has_body=False) == "GET"
+    assert parse_method(None, has_body=True) == "POST"
+    assert parse_method("patch", has_body=True) == "PATCH"
+    with pytest.raises(loopback_login.ConfigError, match="not an HTTP method"):
+        parse_method("GET\r\nX-Evil: 1", has_body=False)
     assert parse_header("X-Thing:  a b ") == ("X-Thing", "a b")
     with pytest.raises(loopback_login.ConfigError, match="Name: value"):
         parse_header("no colon")
@@ -327,6 +332,7 @@ def test_api_refuses_other_origins_and_bad_flags(
         ["/x", "-H", "Authorization: Bearer mine"],
         ["/x", "-f", "novalue"],
         ["/x", "--input", "/nonexistent/file"],
+        ["/x", "-X", "GE T"],
     ):
         result = run_cli("api", "home", *args)
         assert result.returncode == 2, (args, result.stderr)
