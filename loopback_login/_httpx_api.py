@@ -29,6 +29,9 @@ class HttpxAuth(httpx.Auth):
     the header), go without the token.
     """
 
+    # The body is read first, so that the retry after a 401 can send it again.
+    requires_request_body = True
+
     def __init__(
         self, profile: str, *, client_secret: str | None = None, config_dir: str | None = None
     ) -> None:
@@ -56,6 +59,7 @@ class HttpxAuth(httpx.Auth):
         if not self._owns(request):
             yield request
             return
+        request.read()  # as httpx.Auth does for requires_request_body
         token = self.auth.token_sync()
         self._authorize(request, token)
         response = yield request
@@ -70,6 +74,7 @@ class HttpxAuth(httpx.Auth):
         if not self._owns(request):
             yield request
             return
+        await request.aread()
         token = await self.auth.token()
         self._authorize(request, token)
         response = yield request

@@ -639,3 +639,45 @@ def test_api_with_a_valid_token_imports_neither_aiohttp_nor_asyncio(
         "httpx",
         "requests",
     } == set()
+
+
+async def post(kind: str, url: str, body: bytes) -> int:
+    """POST ``body`` through one client of ``kind``; the status."""
+    if kind in ("session", "middleware"):
+        client = (
+            loopback_login.session("home")
+            if kind == "session"
+            else aiohttp.ClientSession(middlewares=[loopback_login.middleware("home")])
+        )
+        async with client, client.post(url, data=body) as response:
+            return response.status
+    if kind == "httpx-async":
+
+        async def stream() -> Any:
+            yield body  # a stream: only requires_request_body lets it be sent twice
+
+        async with httpx.AsyncClient(auth=loopback_login.HttpxAuth("home")) as async_client:
+            return (await async_client.post(url, content=stream())).status_code
+
+    def sync_post() -> int:
+        if kind == "httpx":
+            with httpx.Client(auth=loopback_login.HttpxAuth("home")) as client:
+                return client.post(url, content=iter([body])).status_code
+        return requests.post(
+            url, data=body, auth=loopback_login.RequestsAuth("home"), timeout=30
+        ).status_code
+
+    return int(await asyncio.to_thread(sync_post))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_request_retried_after_a_401_carries_its_body_again(
+    kind: str, demo: DemoServer, browser: Browser, api: Recorder
+) -> None:
+    await _in_thread(lambda: _login(demo, browser, "--api-base-url", api.url))
+    api.statuses = [401]
+    assert await post(kind, f"{api.url}/things", b'{"mode": "Heat"}') == 200
+    assert [seen["body"] for seen in api.seen] == ['{"mode": "Heat"}'] * 2
+    first, second = api.seen
+    assert first["headers"]["Authorization"] != second["headers"]["Authorization"]
+    assert second["query"] == {"apikey": CLIENT_ID}
