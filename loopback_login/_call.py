@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import math
+import re
 import ssl
 import sys
 import urllib.error
@@ -26,6 +27,8 @@ from ._errors import ConfigError, LoginRequired, NetworkError, ProviderError
 from ._protocol import _clean
 
 _JSON = "application/json"
+# RFC 8259 §6: what -F reads as a number (not Python's "1_000", " 1 " or "nan").
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 #: Seconds to connect, and then between bytes of the answer.
 _TIMEOUT = 30.0
 
@@ -58,14 +61,10 @@ def parse_field(text: str, *, typed: bool, stdin: BinaryIO | None = None) -> tup
         return key, json.loads(value)
     if value.startswith("@"):
         return key, _read_input(value[1:], stdin).decode("utf-8", "replace")
-    for number in (int, float):
-        try:
-            parsed = number(value)
-        except ValueError:
-            continue
-        if isinstance(parsed, float) and not math.isfinite(parsed):
-            break  # "nan", "inf" stay strings: JSON has no such numbers
-        return key, parsed
+    if _JSON_NUMBER.fullmatch(value):
+        number = json.loads(value)
+        if math.isfinite(number):  # 1e999 stays a string: JSON has no infinity
+            return key, number
     return key, value
 
 

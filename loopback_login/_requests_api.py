@@ -70,8 +70,10 @@ class RequestsAuth(AuthBase):
         response.close()
         retry = request.copy()
         self._authorize(retry, self.auth.after_401_sync(sent))
-        # The retry's own 401 is final: its hooks are not ours any more.
-        retry.hooks = {"response": []}
+        # The retry's own 401 is final: this hook is not among its hooks (the caller's stay).
+        retry.hooks = {
+            "response": [hook for hook in request.hooks["response"] if hook != self._on_response]
+        }
         assert response.connection is not None
         answer: requests.Response = response.connection.send(retry, **kwargs)
         answer.history.append(response)

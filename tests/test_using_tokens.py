@@ -196,6 +196,10 @@ def test_fields_and_headers_are_read_as_gh_api_reads_them(tmp_path: Path) -> Non
         None,
     ]
     assert parse_field("x=nan", typed=True) == ("x", "nan")
+    assert parse_field("x=1_000", typed=True) == ("x", "1_000")
+    assert parse_field("x=-2e3", typed=True) == ("x", -2000.0)
+    assert parse_field("x=1e999", typed=True) == ("x", "1e999")
+    assert parse_field("x=007", typed=True) == ("x", "007")
     assert parse_field(f"note=@{body}", typed=True) == ("note", "hello\n")
     assert parse_field("a==b", typed=False) == ("a", "=b")
     with pytest.raises(loopback_login.ConfigError, match="KEY=VALUE"):
