@@ -430,11 +430,19 @@ async def burst(session, path):
     return (time.perf_counter() - started) / n
 
 async def main():
+    async def noop(request, handler):
+        return await handler(request)
+
     plain = aiohttp.ClientSession(base_url=base + "/", headers={"Authorization": "Bearer " + token})
+    # What aiohttp's middleware dispatch costs by itself.
+    dispatch = aiohttp.ClientSession(
+        base_url=base + "/", headers={"Authorization": "Bearer " + token}, middlewares=[noop]
+    )
     ours = loopback_login.session("api")
-    async with plain, ours:
+    async with plain, dispatch, ours:
         # The same request on the wire: the plain one carries the apikey in its path.
-        cases = {"plain": (plain, "v2/locations?apikey=" + apikey), "session": (ours, "v2/locations")}
+        fixed = "v2/locations?apikey=" + apikey
+        cases = {"plain": (plain, fixed), "noop": (dispatch, fixed), "session": (ours, "v2/locations")}
         for session, path in cases.values():
             await burst(session, path)  # warm: connections, caches
         times = {name: [] for name in cases}
@@ -551,7 +559,10 @@ def api_bench(rounds: int) -> dict[str, object]:
         f"  plain aiohttp.ClientSession, fixed header: {plain_us:.0f} us",
         f"  loopback_login.session():                  {session_us:.0f} us "
         f"({(session_us / plain_us - 1) * 100:+.1f}%)",
+        f"  the plain one with a no-op middleware:     {measured['noop'] * 1e6:.0f} us "
+        f"({(measured['noop'] * 1e6 / plain_us - 1) * 100:+.1f}%): aiohttp's middleware dispatch",
         f"  fastest bursts (least disturbed by load):  plain {measured['plain_min'] * 1e6:.0f} us, "
+        f"no-op middleware {measured['noop_min'] * 1e6:.0f} us, "
         f"session() {measured['session_min'] * 1e6:.0f} us "
         f"({(measured['session_min'] / measured['plain_min'] - 1) * 100:+.1f}%)",
         f"  the middleware's own work per request:     {measured['middleware_work'] * 1e6:.1f} us",
@@ -563,6 +574,7 @@ def api_bench(rounds: int) -> dict[str, object]:
     result = {
         "plain_request_s": measured["plain"],
         "session_request_s": measured["session"],
+        "noop_middleware_request_s": measured["noop"],
         "plain_request_min_s": measured["plain_min"],
         "session_request_min_s": measured["session_min"],
         "middleware_work_s": measured["middleware_work"],
