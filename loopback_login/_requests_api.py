@@ -42,7 +42,7 @@ class RequestsAuth(AuthBase):
             return request
         token = self.auth.token_sync()
         self._authorize(request, token)
-        request.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
+        request.register_hook("response", self._on_response)  # type: ignore[no-untyped-call, unused-ignore]
         return request
 
     def _authorize(self, request: requests.PreparedRequest, token: Token) -> None:
