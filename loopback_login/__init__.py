@@ -17,6 +17,7 @@ __all__ = [
     "AuthorizationDenied",
     "AuthorizationError",
     "ConfigError",
+    "HttpxAuth",
     "InvalidCallback",
     "InvalidIdToken",
     "IssuerMismatch",
@@ -26,6 +27,7 @@ __all__ = [
     "NetworkError",
     "PortInUse",
     "ProviderError",
+    "RequestsAuth",
     "StateMismatch",
     "Token",
     "TokenEndpointError",
@@ -35,18 +37,29 @@ __all__ = [
     "get_token_sync",
     "login",
     "login_sync",
+    "middleware",
     "refresh",
     "refresh_sync",
+    "session",
 ]
 
 _API = [name for name in __all__ if name[0].islower()]
-_ELSEWHERE = {"Token": "._token", **dict.fromkeys(_API, "._api")}
+_ELSEWHERE = {
+    "Token": "._token",
+    **dict.fromkeys(_API, "._api"),
+    # Using the tokens: aiohttp, httpx or requests, each loaded only when asked for.
+    "session": "._aiohttp_api",
+    "middleware": "._aiohttp_api",
+    "HttpxAuth": "._httpx_api",
+    "RequestsAuth": "._requests_api",
+}
 # Every other public name is an exception.
 _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._aiohttp_api import middleware, session
     from ._api import (
         client_credentials,
         client_credentials_sync,
@@ -73,6 +86,8 @@ if TYPE_CHECKING:
         StateMismatch,
         TokenEndpointError,
     )
+    from ._httpx_api import HttpxAuth
+    from ._requests_api import RequestsAuth
     from ._token import Token
 
 

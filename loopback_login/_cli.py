@@ -180,6 +180,32 @@ def cmd_client_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from ._call import ApiRequest, call_api, parse_field, parse_header, parse_method, read_input
+
+    name = check_profile_name(args.profile)
+    fields = [parse_field(text, typed=False) for text in args.raw_field]
+    fields += [parse_field(text, typed=True) for text in args.field]
+    request = ApiRequest(
+        method=parse_method(args.method, has_body=bool(fields) or args.input is not None),
+        path_or_url=args.path,
+        fields=fields,
+        body=read_input(args.input) if args.input is not None else None,
+        headers=[parse_header(text) for text in args.header],
+    )
+    _warn_secret_flag(args)
+    out = sys.stdout.buffer
+    call_api(
+        name,
+        request,
+        out=out,
+        include=args.include,
+        pretty=out.isatty(),
+        client_secret=args.client_secret,
+    )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from ._record import jwt_claims
     from ._token import token_from_record
@@ -546,6 +572,7 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--issuer", help="an OpenID Connect / RFC 8414 issuer: endpoints from its metadata")
     add("--client-credentials-url", help="where client credentials go (default: token URL)")
     add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
+    add("--api-base-url", help="where `api` and the Python sessions send requests (and the token)")
     add("--client-id", help="the app's client id (API key)")
     add(
         "--client-secret",
@@ -646,6 +673,40 @@ def _credentials_flags(credentials: argparse.ArgumentParser) -> None:
     _token_shape(credentials, "the token record")
 
 
+def _api_flags(api: argparse.ArgumentParser) -> None:
+    api.add_argument("path", metavar="PATH_OR_URL", help="a path under the API base URL, or a URL")
+    api.add_argument("-X", "--method", help="the HTTP method (default GET; POST with fields)")
+    api.add_argument(
+        "-f",
+        "--raw-field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a string field: in the query for GET, else in a JSON body (repeatable)",
+    )
+    api.add_argument(
+        "-F",
+        "--field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a typed field: numbers, true, false, null; @FILE reads a file (repeatable)",
+    )
+    api.add_argument("--input", metavar="FILE", help="the request body from FILE ('-': stdin)")
+    api.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra request header (repeatable)",
+    )
+    api.add_argument(
+        "-i", "--include", action="store_true", help="print the status line and headers first"
+    )
+    _secret_flag(api)
+
+
 def _status_flags(status: argparse.ArgumentParser) -> None:
     status.add_argument("profile", nargs="?", metavar="PROFILE")
 
@@ -684,6 +745,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[...
         cmd_client_credentials,
         "print a client-credentials token (cached until it expires)",
         _credentials_flags,
+        True,
+    ),
+    "api": (
+        cmd_api,
+        "call the profile's API with its token (like `gh api`)",
+        _api_flags,
         True,
     ),
     "status": (cmd_status, "list profiles and their tokens (no secrets)", _status_flags, False),

@@ -370,6 +370,9 @@ class DemoProvider:
     # --- a sample API -------------------------------------------------------
 
     async def _locations(self, request: web.Request) -> web.Response:
+        # As Honeywell's API: the Bearer token (RFC 6750 §2.1) and the app's
+        # client id as ?apikey=, on every call; Apigee's error shape when not.
+        self.requests["api"] += 1
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         expires = self._access_tokens.get(token) if scheme.lower() == "bearer" else None
@@ -377,9 +380,39 @@ class DemoProvider:
             return _apigee_error(401, "invalid_token", "Invalid access token")
         if request.query.get("apikey") not in self.clients:
             return _apigee_error(401, "invalid_request", "Invalid ApiKey")
-        return web.json_response(
-            [{"locationID": 1, "name": "Demo House", "devices": [{"deviceID": "LCC-DEMO"}]}]
-        )
+        return web.json_response(SAMPLE_LOCATIONS)
+
+
+def _thermostat(device_id: str, name: str, indoor: float, heat: float, mode: str) -> dict[str, Any]:
+    return {
+        "deviceID": device_id,
+        "deviceClass": "Thermostat",
+        "userDefinedDeviceName": name,
+        "isAlive": True,
+        "units": "Celsius",
+        "indoorTemperature": indoor,
+        "changeableValues": {"mode": mode, "heatSetpoint": heat, "coolSetpoint": 25.0},
+    }
+
+
+#: What ``GET /v2/locations`` answers: fake homes and thermostats, in Honeywell's shape.
+SAMPLE_LOCATIONS = [
+    {
+        "locationID": 1,
+        "name": "Demo House",
+        "city": "Golden Valley",
+        "devices": [
+            _thermostat("LCC-00D02DB89E33", "Living Room", 21.5, 21.0, "Heat"),
+            _thermostat("LCC-00D02DB6B8D2", "Bedroom", 19.0, 18.5, "Heat"),
+        ],
+    },
+    {
+        "locationID": 2,
+        "name": "Demo Cabin",
+        "city": "Duluth",
+        "devices": [_thermostat("TCC-1765938", "Main Floor", 12.0, 10.0, "Off")],
+    },
+]
 
 
 # --- responses ---------------------------------------------------------------
@@ -656,7 +689,7 @@ async def run_demo(
             reporter.say(browser.outcome())
         else:
             reporter.say("Your browser completed the login (a real browser, not played).")
-        await _call_api(demo.base_url, token, client.client_id, reporter.say)
+        await _call_api(store, reporter.say)
         if serve is not None:
             # For `refresh demo` and `logout demo` in another terminal: this demo
             # runs, at this URL, with this throwaway secret (0600, like a token).
@@ -704,17 +737,11 @@ def _refuse_to_replace(store: Store) -> None:
         )
 
 
-async def _call_api(
-    base_url: str, token: Any, api_key: str, progress: Callable[[str], None]
-) -> None:
-    import aiohttp
+async def _call_api(store: Store, progress: Callable[[str], None]) -> None:
+    """The new token at work, as a user would call the API: through :func:`session`."""
+    from ._aiohttp_api import session
 
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"{base_url}/v2/locations", params={"apikey": api_key}, headers=token.header
-        ) as response,
-    ):
+    async with session("demo", config_dir=store.root) as api, api.get("v2/locations") as response:
         locations = await response.json() if response.status == 200 else []
     progress(
         f"Called GET /v2/locations with the new token: {response.status}, "

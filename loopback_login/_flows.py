@@ -441,24 +441,34 @@ async def refresh_stored(
     force: bool = False,
     client_secret: str | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
+    rejected: str | None = None,
 ) -> Token:
     """The profile's access token, refreshed when it expires within its skew (or ``force``).
+
+    ``rejected`` is an access token an API has just refused (401): it is
+    refreshed unless the stored token is already another one, so that many
+    requests refused at once cause one refresh.
 
     Single flight across processes and threads: under the profile's file lock
     the record is read again, and a token another process has just refreshed
     is used as it is. The rotated refresh token is on disk before we return.
     """
-    if not force:
+    if not force and rejected is None:
         token = store.valid_token(name)
         if token is not None:
             return token
     async with store.refresh_lock(name):
         token, record = store.load_token(name)
-        if not force and not token.is_expired(record_skew(record)):
+        if (
+            not force
+            and token.access_token != rejected
+            and not token.is_expired(record_skew(record))
+        ):
             return token  # another process refreshed while we waited for the lock
         if not token.refresh_token:
+            what = "was refused by the API" if rejected else "has expired"
             raise LoginRequired(
-                f"the access token of profile {name!r} has expired and there is no refresh "
+                f"the access token of profile {name!r} {what} and there is no refresh "
                 f"token; run `loopback-login login {name}`"
             )
         token_url = record.get("token_url")

@@ -44,6 +44,7 @@ PROFILE_KEYS = frozenset(
         "skew",
         "authorize_params",
         "client_check",
+        "api_base_url",
     }
 )
 
@@ -73,6 +74,8 @@ class Profile(NamedTuple):
     issuer_required: bool = False
     #: Check the client id and secret at the token endpoint while the browser opens.
     client_check: bool = True
+    #: Where ``loopback-login api`` and the Python sessions send requests (and the token).
+    api_base_url: str | None = None
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -92,6 +95,7 @@ class Profile(NamedTuple):
             "client_id": self.client_id,
             "client_auth": self.client_auth.value,
             "skew": self.skew,
+            "api_base_url": self.api_base_url,
         }
 
 
@@ -176,6 +180,7 @@ def resolve_profile(
         revocation_url = merged.get("revocation_url") or provider.revocation_url
         default_pkce = provider.pkce
         preset_auth = provider.client_auth
+        default_api = provider.api_base_url
     elif metadata is not None:
         # Discovered: the metadata fills in what the flags and the table leave open.
         authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
@@ -185,6 +190,7 @@ def resolve_profile(
         # PKCE S256 whatever the metadata lists: a provider listing only "plain"
         # (or nothing) must not turn it off (RFC 9700 §2.1.1); only the profile can.
         provider_name, default_pkce = "oidc", True
+        default_api = None
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
@@ -199,6 +205,8 @@ def resolve_profile(
         client_credentials_url = merged.get("client_credentials_url") or token_url
         revocation_url = merged.get("revocation_url")
         provider_name, default_pkce = "custom", True
+        default_api = None
+    api_base_url = _api_base_url(merged, default_api)
     for label, url in (
         ("authorize URL", authorize_url),
         ("token URL", token_url),
@@ -267,6 +275,7 @@ def resolve_profile(
         issuer=metadata.issuer if metadata is not None else None,
         issuer_required=metadata is not None and metadata.iss_parameter_supported,
         client_check=client_check,
+        api_base_url=api_base_url,
     )
 
 
@@ -285,6 +294,20 @@ def needs_secret(provider: str, client_auth: ClientAuth) -> bool:
     provider given by URL does when its client authentication is not ``none``.
     """
     return provider == "honeywell" or client_auth is not ClientAuth.NONE
+
+
+def _api_base_url(merged: Mapping[str, Any], preset_default: str | None) -> str | None:
+    """Where the API is: ``api_base_url`` as given, else the preset's; the one place that decides.
+
+    The token is sent to this URL's origin only, so it is checked like an endpoint.
+    """
+    url = merged.get("api_base_url") or preset_default
+    if url is None:
+        return None
+    _check_endpoint("API base URL", url)
+    if urlsplit(url).query:
+        raise ConfigError(f"the API base URL {url!r} must not have a query")
+    return str(url)
 
 
 def _default_client_auth(

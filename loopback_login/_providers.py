@@ -21,6 +21,8 @@ class Provider(NamedTuple):
     pkce: bool = True
     #: The client authentication the provider expects (``None``: RFC 6749's ``basic``).
     client_auth: str | None = None
+    #: Where ``loopback-login api`` and the Python sessions send requests.
+    api_base_url: str | None = None
 
 
 def _apigee_oauth(
@@ -43,7 +45,18 @@ def _apigee_oauth(
         # The documentation's recipe: Base64 of `apikey:secret` as they are, which
         # Apigee reads literally (RFC 6749 §2.3.1's form-encoding would not match).
         client_auth="basic-raw",
+        # The API is served from the same host as the OAuth endpoints.
+        api_base_url=base,
     )
+
+
+def api_key_query(provider: str) -> str | None:
+    """The query parameter that carries the client id on every API call, if the provider wants one.
+
+    Honeywell's API (Apigee) wants ``?apikey=<client id>`` beside the Bearer
+    token; the demo provider checks it the same way.
+    """
+    return "apikey" if provider in ("honeywell", "demo") else None
 
 
 def preset(name: str, base_url: str | None = None) -> Provider:

@@ -15,14 +15,20 @@ the demo provider over plain http and over TLS (a self-signed certificate):
 - `loopback-login token NAME` with a valid token against `python -c pass`;
 - `get_token()` in a running process;
 - peak memory (max RSS) of a login;
-- a storm: 32 processes asking for a token that has just expired.
+- a storm: 32 processes asking for a token that has just expired;
+- calling the API (the demo's GET /v2/locations): the per-request cost of
+  `loopback_login.session()` against a plain aiohttp.ClientSession with a fixed
+  header, and `loopback-login api` one-shot against
+  `curl -H "$(loopback-login token --header)"` (`--only api` runs just these).
 
-Prints medians and ratios, writes scripts/results/bench.json and bench.png.
+Prints medians and ratios, writes scripts/results/bench.json and bench.png
+(and bench-api.json, bench-api.txt).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -403,7 +409,183 @@ def inner(rounds: int) -> None:
     }
 
     report(tools, logins, starts, token_runs, get_token_s, storm_result, rounds)
+    api_bench(rounds)
     shutil.rmtree(work, ignore_errors=True)
+
+
+# --- calling the API -----------------------------------------------------------------
+
+SESSION_VS_PLAIN = """
+import asyncio, json, statistics, sys, time
+import aiohttp, loopback_login
+
+base, apikey, token, n, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+
+async def burst(session, path):
+    started = time.perf_counter()
+    for _ in range(n):
+        async with session.get(path) as response:
+            await response.read()
+            assert response.status == 200, response.status
+    return (time.perf_counter() - started) / n
+
+async def main():
+    async def noop(request, handler):
+        return await handler(request)
+
+    plain = aiohttp.ClientSession(base_url=base + "/", headers={"Authorization": "Bearer " + token})
+    # What aiohttp's middleware dispatch costs by itself.
+    dispatch = aiohttp.ClientSession(
+        base_url=base + "/", headers={"Authorization": "Bearer " + token}, middlewares=[noop]
+    )
+    ours = loopback_login.session("api")
+    async with plain, dispatch, ours:
+        # The same request on the wire: the plain one carries the apikey in its path.
+        fixed = "v2/locations?apikey=" + apikey
+        cases = {"plain": (plain, fixed), "noop": (dispatch, fixed), "session": (ours, "v2/locations")}
+        for session, path in cases.values():
+            await burst(session, path)  # warm: connections, caches
+        times = {name: [] for name in cases}
+        for _ in range(rounds):  # interleaved, so load on the machine hits both alike
+            for name, (session, path) in cases.items():
+                times[name].append(await burst(session, path))
+
+        # The middleware's own work per request, without the network: a handler that answers at once.
+        middleware = loopback_login.middleware("api")
+        class Request:
+            def __init__(self, url):
+                self.url, self.headers = url, {}
+        class Response:
+            status = 200
+        async def handler(request):
+            return Response()
+        url = aiohttp.client.URL(base + "/v2/locations")
+        count = 20000
+        started = time.perf_counter()
+        for _ in range(count):
+            await middleware(Request(url), handler)
+        work = (time.perf_counter() - started) / count
+    print(json.dumps(
+        {name: statistics.median(values) for name, values in times.items()}
+        | {name + "_min": min(values) for name, values in times.items()}
+        | {"middleware_work": work}
+    ))
+
+asyncio.run(main())
+"""
+
+
+def api_bench(rounds: int) -> dict[str, object]:
+    """The API calls: session() per request vs plain aiohttp, and `api` vs curl + `token --header`."""
+    import asyncio
+    import threading
+
+    from loopback_login._demo import DemoClient, DemoProvider, RunningDemo, ScriptedBrowser
+    from loopback_login._flows import login
+    from loopback_login._profile import resolve_profile
+    from loopback_login._store import Store
+    from loopback_login._ui import Terminal
+
+    if shutil.which("curl") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "curl"], check=True, capture_output=True)
+    curl = shutil.which("curl")
+    work = Path(tempfile.mkdtemp(prefix="loopback-bench-api-"))
+    env = {**os.environ, "LOOPBACK_LOGIN_CONFIG_DIR": str(work / "config")}
+    env.pop("LOOPBACK_LOGIN_CLIENT_SECRET", None)
+    os.environ["LOOPBACK_LOGIN_CONFIG_DIR"] = env["LOOPBACK_LOGIN_CONFIG_DIR"]
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    redirect = "http://127.0.0.1:0/callback"
+    running = RunningDemo(
+        DemoProvider([DemoClient(CLIENT_ID, SECRET, (redirect,), any_loopback_port=True)])
+    )
+    asyncio.run_coroutine_threadsafe(running.__aenter__(), loop).result(10)
+    base = running.base_url
+    profile = resolve_profile(
+        "api",
+        None,
+        {
+            "provider": "demo",
+            "base_url": base,
+            "client_id": CLIENT_ID,
+            "client_secret": SECRET,
+            "redirect_uri": redirect,
+        },
+    )
+
+    # Quiet: what the login says goes nowhere (the scripted browser speaks up later, too).
+    token = asyncio.run(
+        login(profile, store=Store(), browser=ScriptedBrowser(), reporter=Terminal(io.StringIO()))
+    )
+    python = sys.executable
+    cli = str(Path(python).parent / "loopback-login")
+
+    n = 200
+    measured = json.loads(
+        subprocess.run(
+            [
+                python,
+                "-c",
+                SESSION_VS_PLAIN,
+                base,
+                CLIENT_ID,
+                token.access_token,
+                str(n),
+                str(max(15, rounds * 3)),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+
+    url = f"{base}/v2/locations?apikey={CLIENT_ID}"
+    shell = f'{curl} -sf -H "$({cli} token api --header)" "{url}"'
+    one_shot: dict[str, list[float]] = {"loopback-login api": [], "curl + token --header": []}
+    for _ in range(max(20, rounds * 3)):
+        one_shot["loopback-login api"].append(
+            run_measured([cli, "api", "api", "/v2/locations"], env)[1]
+        )
+        one_shot["curl + token --header"].append(run_measured(["sh", "-c", shell], env)[1])
+    asyncio.run_coroutine_threadsafe(running.__aexit__(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+
+    plain_us, session_us = measured["plain"] * 1e6, measured["session"] * 1e6
+    api_ms = median(one_shot["loopback-login api"]) * 1000
+    curl_ms = median(one_shot["curl + token --header"]) * 1000
+    lines = [
+        f"per request, GET /v2/locations, {n} in a row, median of interleaved bursts:",
+        f"  plain aiohttp.ClientSession, fixed header: {plain_us:.0f} us",
+        f"  loopback_login.session():                  {session_us:.0f} us "
+        f"({(session_us / plain_us - 1) * 100:+.1f}%)",
+        f"  the plain one with a no-op middleware:     {measured['noop'] * 1e6:.0f} us "
+        f"({(measured['noop'] * 1e6 / plain_us - 1) * 100:+.1f}%): aiohttp's middleware dispatch",
+        f"  fastest bursts (least disturbed by load):  plain {measured['plain_min'] * 1e6:.0f} us, "
+        f"no-op middleware {measured['noop_min'] * 1e6:.0f} us, "
+        f"session() {measured['session_min'] * 1e6:.0f} us "
+        f"({(measured['session_min'] / measured['plain_min'] - 1) * 100:+.1f}%)",
+        f"  the middleware's own work per request:     {measured['middleware_work'] * 1e6:.1f} us",
+        f"one-shot: loopback-login api {api_ms:.0f} ms; "
+        f'curl -H "$(loopback-login token --header)" {curl_ms:.0f} ms ({api_ms / curl_ms:.2f}x)',
+    ]
+    text = "\n".join(lines)
+    print(text)
+    result = {
+        "plain_request_s": measured["plain"],
+        "session_request_s": measured["session"],
+        "noop_middleware_request_s": measured["noop"],
+        "plain_request_min_s": measured["plain_min"],
+        "session_request_min_s": measured["session_min"],
+        "middleware_work_s": measured["middleware_work"],
+        "api_one_shot_s": api_ms / 1000,
+        "curl_token_header_s": curl_ms / 1000,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench-api.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "bench-api.txt").write_text(text + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return result
 
 
 def report(tools, logins, starts, token_runs, get_token_s, storm, rounds) -> None:  # noqa: ANN001
@@ -512,13 +694,15 @@ def chart(tools, summary, bare, token) -> None:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", choices=("api",), help="run only these measurements")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        inner(args.rounds)
+        api_bench(args.rounds) if args.only == "api" else inner(args.rounds)
         return
     python = ensure_venv()
-    os.execv(str(python), [str(python), __file__, "--inner", "--rounds", str(args.rounds)])
+    only = ["--only", args.only] if args.only else []
+    os.execv(str(python), [str(python), __file__, "--inner", "--rounds", str(args.rounds), *only])
 
 
 if __name__ == "__main__":

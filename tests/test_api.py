@@ -14,6 +14,7 @@ PUBLIC = [
     "AuthorizationDenied",
     "AuthorizationError",
     "ConfigError",
+    "HttpxAuth",
     "InvalidCallback",
     "InvalidIdToken",
     "IssuerMismatch",
@@ -23,6 +24,7 @@ PUBLIC = [
     "NetworkError",
     "PortInUse",
     "ProviderError",
+    "RequestsAuth",
     "StateMismatch",
     "Token",
     "TokenEndpointError",
@@ -32,8 +34,10 @@ PUBLIC = [
     "get_token_sync",
     "login",
     "login_sync",
+    "middleware",
     "refresh",
     "refresh_sync",
+    "session",
 ]
 
 

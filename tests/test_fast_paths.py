@@ -80,6 +80,8 @@ HEAVY = {
 HEAVY_FOR_TOKEN = HEAVY | {"typing", "socket", "hashlib", "secrets", "threading"}
 #: The secret store is looked up only when a secret is needed (tests/test_secrets.py).
 HEAVY_FOR_TOKEN |= {"keyring", "secretstorage", "jeepney"}
+#: ... nor the HTTP clients of the adapters.
+HEAVY_FOR_TOKEN |= {"httpx", "requests"}
 
 
 def _imported(stderr: str) -> list[str]:

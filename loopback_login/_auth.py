@@ -1,0 +1,107 @@
+"""The token behind every API adapter: the stored token, refreshed through the one refresh.
+
+:class:`ApiAuth` is what ``loopback-login api``, :func:`session`,
+:func:`middleware`, :class:`HttpxAuth` and :class:`RequestsAuth` share: which
+requests get the token and what they carry (:mod:`._target`), the stored token
+(read again once a second at most), and the refresh after a 401, through
+:func:`._flows.refresh_stored`'s single flight across tasks, threads and processes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ._record import record_skew
+from ._store import Store, check_profile_name
+from ._target import ApiTarget, should_retry, target_from_record
+from ._token import Token
+
+#: Seconds a valid token is used before its file is looked at again.
+RECHECK = 1.0
+
+
+class ApiAuth:
+    """A profile's API and its token, for one adapter."""
+
+    def __init__(
+        self, profile: str, *, client_secret: str | None = None, config_dir: str | None = None
+    ) -> None:
+        self.profile = check_profile_name(profile)
+        self._store = Store(config_dir)
+        self._client_secret = client_secret
+        self._held: tuple[Token, float] | None = None
+        self._header: tuple[Token, dict[str, str]] | None = None
+        record = self._store.require_record(self.profile)
+        self._skew = record_skew(record)
+        self.target: ApiTarget = target_from_record(
+            self.profile, record, self._store.token_path(self.profile)
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiAuth(profile={self.profile!r}, api={self.target.base_url!r})"
+
+    def _recent(self) -> Token | None:
+        """The token this adapter last used, if it is still valid and was read within
+        :data:`RECHECK` seconds; else the stored one, read again (``None`` when it expires
+        within its skew).
+
+        Per request, even a ``stat`` of the token file would cost more than the rest of
+        an adapter's work. A refresh by another process is seen within :data:`RECHECK`
+        seconds, and a token revoked meanwhile meets the 401 path, which reads the file.
+        """
+        now = time.monotonic()
+        held = self._held
+        if held is not None and now - held[1] < RECHECK and not held[0].is_expired(self._skew):
+            return held[0]
+        token = self._store.valid_token(self.profile)
+        self._held = (token, now) if token is not None else None
+        return token
+
+    async def token(self) -> Token:
+        """A valid token: the stored one, refreshed first when it expires within its skew."""
+        token = self._recent()
+        if token is not None:
+            return token
+        # Imported here: a valid token needs no event loop (`loopback-login api` starts fast).
+        from ._flows import refresh_stored
+
+        return await refresh_stored(self._store, self.profile, client_secret=self._client_secret)
+
+    def token_sync(self) -> Token:
+        token = self._recent()
+        if token is not None:
+            return token
+        from ._sync import run_sync
+
+        return run_sync(self.token())
+
+    async def after_401(self, rejected: Token) -> Token:
+        """The token to retry with, after the API refused ``rejected``.
+
+        Refreshed unless another request (task, thread or process) already has:
+        many requests refused at once make one refresh.
+        """
+        from ._flows import refresh_stored
+
+        return await refresh_stored(
+            self._store,
+            self.profile,
+            client_secret=self._client_secret,
+            rejected=rejected.access_token,
+        )
+
+    def after_401_sync(self, rejected: Token) -> Token:
+        from ._sync import run_sync
+
+        return run_sync(self.after_401(rejected))
+
+    def headers(self, token: Token) -> dict[str, str]:
+        """The headers to add for ``token`` (made once per token)."""
+        made = self._header
+        if made is None or made[0] is not token:
+            made = self._header = (token, self.target.headers(token.token_type, token.access_token))
+        return made[1]
+
+    @staticmethod
+    def should_retry(status: int, *, authorized: bool, retried: bool) -> bool:
+        return should_retry(status, authorized=authorized, retried=retried)
