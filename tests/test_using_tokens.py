@@ -111,11 +111,19 @@ def _bearer(record: dict[str, Any]) -> str:
 
 
 def test_presets_set_the_api_base_url_and_the_flag_or_key_wins() -> None:
-    honeywell = resolve_profile("h", None, {"provider": "honeywell", "client_id": "k"})
+    # The Honeywell preset always needs its secret (issue 13).
+    honeywell = resolve_profile(
+        "h", None, {"provider": "honeywell", "client_id": "k", "client_secret": "s"}
+    )
     assert honeywell.api_base_url == "https://api.honeywellhome.com"
     moved = {"provider": "demo", "base_url": "http://127.0.0.1:5000", "client_id": "k"}
     assert resolve_profile("d", None, moved).api_base_url == "http://127.0.0.1:5000"
-    table = {"provider": "honeywell", "client_id": "k", "api_base_url": "https://a.example/v1"}
+    table = {
+        "provider": "honeywell",
+        "client_id": "k",
+        "client_secret": "s",
+        "api_base_url": "https://a.example/v1",
+    }
     assert resolve_profile("h", table, {}).api_base_url == "https://a.example/v1"
     flags = {"api_base_url": "https://b.example"}
     assert resolve_profile("h", table, flags).api_base_url == "https://b.example"
@@ -238,7 +246,8 @@ def test_api_calls_the_demo_api_with_bearer_and_apikey(demo: DemoServer, browser
 
 def test_api_works_from_the_token_file_alone(demo: DemoServer, browser: Browser) -> None:
     login_home(demo, browser)
-    assert not (Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "config.toml").exists()
+    # The login kept its secret in config.toml (no keyring here); the call needs none of it.
+    (Path(os.environ["LOOPBACK_LOGIN_CONFIG_DIR"]) / "config.toml").unlink()
     result = run_cli("api", "home", "v2/locations")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["name"] == "Demo House"
