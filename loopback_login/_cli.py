@@ -90,7 +90,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     from ._ui import Terminal
 
     store = Store()
-    profile = _resolve(args, store)
+    profile = _resolve(args, store, register=True)
     check_login(profile, paste=args.paste)
     _accept(args, store, profile)
     reporter = Terminal()
@@ -176,18 +176,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "FILE")]
+    rows = [("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "RESOURCE", "FILE")]
     now = time.time()
     for name in names:
-        provider = tables.get(name, {}).get("provider") or "-"
+        table = tables.get(name, {})
+        provider = table.get("provider") or "-"
         try:
             record = store.read_record(name)
             token = token_from_record(record) if record is not None else None
         except (LoginRequired, ValueError):
-            rows.append((name, str(provider), "-", "unreadable", "-", "-", store.token_path(name)))
+            resource = _resource_column(table, None)
+            rows.append(
+                (name, str(provider), "-", "unreadable", "-", "-", resource, store.token_path(name))
+            )
             continue
         if record is None or token is None:
-            rows.append((name, str(provider), "-", "not logged in", "-", "-", "-"))
+            resource = _resource_column(table, None)
+            rows.append((name, str(provider), "-", "not logged in", "-", "-", resource, "-"))
             continue
         rows.append(
             (
@@ -197,6 +202,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 _expiry(token.expires_at, now),
                 token.scope or "-",
                 "yes" if token.refresh_token else "no",
+                _resource_column(table, record),
                 store.token_path(name),
             )
         )
@@ -275,18 +281,38 @@ def _accept(args: argparse.Namespace, store: Store, profile: Profile) -> None:
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
-def _resolve(args: argparse.Namespace, store: Store) -> Profile:
-    from ._profile import SECRET_ENV, issuer_of, resolve_profile
+def _resolve(args: argparse.Namespace, store: Store, *, register: bool = False) -> Profile:
+    from ._profile import SECRET_ENV, issuer_of, resolve_profile, resource_of
 
     name = check_profile_name(args.profile)
     table, flags = store.profile_table(name), _given_profile_flags(args)
-    if issuer_of(table, flags) is not None:
+    if resource_of(table, flags) is not None or issuer_of(table, flags) is not None:
         from ._flows import resolve
 
-        return _run(resolve(store, name, flags, env_secret=os.environ.get(SECRET_ENV)))  # type: ignore[no-any-return]
+        return _run(  # type: ignore[no-any-return]
+            resolve(
+                store,
+                name,
+                flags,
+                env_secret=os.environ.get(SECRET_ENV),
+                register=register,
+                say=_progress,
+            )
+        )
     return resolve_profile(
         name, table, flags, env_secret=os.environ.get(SECRET_ENV), where=store.config_path
     )
+
+
+def _resource_column(table: dict[str, Any], record: dict[str, Any] | None) -> str:
+    """The RFC 8707 resource, and whether the client was registered by us (RFC 7591)."""
+    resource = (record or {}).get("resource") or table.get("resource")
+    if not isinstance(resource, str):
+        return "-"
+    dynamic = isinstance(table.get("dynamic_registration"), dict) and (
+        record is None or record.get("client_id") == table.get("client_id")
+    )
+    return f"{resource} (registered client)" if dynamic else resource
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -400,6 +426,13 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--authorize-url", help="the authorization endpoint")
     add("--token-url", help="the token endpoint")
     add("--issuer", help="an OpenID Connect / RFC 8414 issuer: endpoints from its metadata")
+    add(
+        "--resource",
+        metavar="URL",
+        help="the API to log in to: its authorization server is discovered (RFC 9728), "
+        "a client registered when none is given (RFC 7591), tokens bound to it (RFC 8707)",
+    )
+    add("--api-base-url", metavar="URL", help="where API requests go (default: the resource)")
     add("--client-credentials-url", help="where client credentials go (default: token URL)")
     add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
     add("--client-id", help="the app's client id (API key)")

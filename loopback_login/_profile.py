@@ -42,8 +42,14 @@ PROFILE_KEYS = frozenset(
         "pkce",
         "skew",
         "authorize_params",
+        "resource",
+        "api_base_url",
     }
 )
+
+#: Keys a ``[profiles.NAME]`` table may hold that no flag sets: what a dynamic
+#: client registration (RFC 7591) left there, see :mod:`._dynamic`.
+STORED_KEYS = frozenset({"dynamic_registration", "registration_access_token"})
 
 SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
 
@@ -68,6 +74,10 @@ class Profile(NamedTuple):
     issuer: str | None = None
     #: RFC 9207: the provider always sends ``iss``, so a callback without it is refused.
     issuer_required: bool = False
+    #: RFC 8707: the API the tokens are for, sent in the authorize, token and refresh requests.
+    resource: str | None = None
+    #: Where API requests go; the resource by default.
+    api_base_url: str | None = None
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -87,6 +97,8 @@ class Profile(NamedTuple):
             "client_id": self.client_id,
             "client_auth": self.client_auth.value,
             "skew": self.skew,
+            "resource": self.resource,
+            "api_base_url": self.api_base_url,
         }
 
 
@@ -101,6 +113,22 @@ def issuer_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str 
     if urlsplit(issuer).query:
         raise ConfigError(f"the issuer {issuer!r} must not have a query (RFC 8414 §2)")
     return issuer
+
+
+def resource_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str | None:
+    """The protected resource (RFC 9728) the profile logs in to, if it names one (flags win)."""
+    resource = flags.get("resource") or (table or {}).get("resource")
+    if resource is None:
+        return None
+    if not isinstance(resource, str):
+        raise ConfigError("resource must be a string")
+    return check_resource(resource)
+
+
+def check_resource(resource: str) -> str:
+    """RFC 8707 §2: an absolute https URL (http only on this machine), without a fragment."""
+    _check_endpoint("resource", resource)
+    return resource
 
 
 def resolve_profile(
@@ -120,7 +148,7 @@ def resolve_profile(
     """
     check_profile_name(name)
     table = dict(table or {})
-    unknown = sorted(set(table) - PROFILE_KEYS)
+    unknown = sorted(set(table) - PROFILE_KEYS - STORED_KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in [profiles.{name}] of {where}")
     unknown = sorted(set(flags) - PROFILE_KEYS)
@@ -160,6 +188,13 @@ def resolve_profile(
         raise ConfigError("give either --provider or --issuer, not both")
     if merged.get("issuer") and metadata is None:
         raise ConfigError(f"profile {name!r} names an issuer whose metadata was not read")
+    resource = merged.get("resource")
+    if resource is not None:
+        if provider_name:
+            raise ConfigError("give either --provider or --resource, not both")
+        check_resource(resource)
+        if metadata is None:
+            raise ConfigError(f"profile {name!r} names a resource whose metadata was not read")
     if provider_name:
         provider = preset(provider_name, base_url)
         authorize_url = merged.get("authorize_url") or provider.authorize_url
@@ -247,6 +282,8 @@ def resolve_profile(
         revocation_url=revocation_url,
         issuer=metadata.issuer if metadata is not None else None,
         issuer_required=metadata is not None and metadata.iss_parameter_supported,
+        resource=resource,
+        api_base_url=merged.get("api_base_url") or resource,
     )
 
 

@@ -43,6 +43,8 @@ RECORD_SETTINGS = (
     "client_id",
     "client_auth",
     "skew",
+    "resource",
+    "api_base_url",
 )
 
 

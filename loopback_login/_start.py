@@ -130,6 +130,7 @@ def start_login(
             scope=profile.scope,
             pkce=profile.pkce,
             extra_params=profile.authorize_params,
+            resource=profile.resource,
         )
         if listener is not None:
             reporter.show_url(request.url)

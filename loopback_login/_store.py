@@ -143,7 +143,10 @@ class Store:
         return dict(table) if table is not None else None
 
     def save_profile(self, name: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as written."""
+        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as written.
+
+        A value of ``None`` removes the key (TOML has no null).
+        """
         import tomlkit
 
         self.read_config()  # refuse to rewrite a file we cannot parse
@@ -155,7 +158,10 @@ class Store:
         profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
         table = profiles.setdefault(name, tomlkit.table())
         for key, value in values.items():
-            table[key] = value
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
         self._write(self.config_path, tomlkit.dumps(document).encode("utf-8"))
 
     # --- tokens/NAME.json -----------------------------------------------
