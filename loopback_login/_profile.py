@@ -122,6 +122,9 @@ def resource_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> st
         return None
     if not isinstance(resource, str):
         raise ConfigError("resource must be a string")
+    if flags.get("provider") or (table or {}).get("provider"):
+        # Checked before any request: usage errors come first (exit 2).
+        raise ConfigError("give either --provider or --resource, not both")
     return check_resource(resource)
 
 
