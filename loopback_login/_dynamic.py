@@ -80,24 +80,50 @@ async def prepare(
     given_client = flags.get("client_id") or (
         table.get("client_id") and not isinstance(table.get(REGISTRATION_TABLE), dict)
     )
-    if register and not given_client and not _reusable(table, flags, resource, issuer):
+    if register and not given_client and not await _reusable(table, flags, resource, issuer, say):
         await _register(store, name, resource, issuer, metadata, flags, scope, say)
         table = store.profile_table(name) or {}
     return Prepared(table, flags, metadata)
 
 
-def _reusable(
-    table: Mapping[str, Any], flags: Mapping[str, Any], resource: str, issuer: str
+async def _reusable(
+    table: Mapping[str, Any],
+    flags: Mapping[str, Any],
+    resource: str,
+    issuer: str,
+    say: Callable[[str], None],
 ) -> bool:
     """Is the client registered by an earlier login good for this one?"""
     registration = table.get(REGISTRATION_TABLE)
-    return (
+    if not (
         isinstance(registration, dict)
         and registration.get("issuer") == issuer
         and table.get("resource") == resource
         and bool(table.get("client_id"))
         and flags.get("redirect_uri") in (None, table.get("redirect_uri"))
-    )
+    ):
+        return False
+    uri, token = registration.get("registration_client_uri"), registration_access_token(table)
+    if not isinstance(uri, str) or token is None:
+        return True
+    # RFC 7592 §2.1: ask whether the server still knows the client (servers that keep
+    # clients in memory forget them on restart); only a clear "no" registers again.
+    try:
+        _check_url("registration client URI", uri)
+        async with (
+            _session(uri) as session,
+            session.get(
+                uri,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            gone = response.status in (401, 403, 404)
+    except (aiohttp.ClientError, TimeoutError, ProviderError):
+        gone = False  # the login itself will tell
+    if gone:
+        say(f"The client registered earlier is no longer known at {uri}: registering again")
+    return not gone
 
 
 async def _register(
@@ -183,6 +209,12 @@ def keep_registration_secrets(
         name,
         {"client_secret": client_secret, "registration_access_token": registration_access_token},
     )
+
+
+def registration_access_token(table: Mapping[str, Any]) -> str | None:
+    """The registration access token :func:`keep_registration_secrets` kept, if any."""
+    token = table.get("registration_access_token")
+    return token if isinstance(token, str) and token else None
 
 
 def _loopback_redirect_uri() -> str:

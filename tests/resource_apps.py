@@ -34,6 +34,8 @@ class ProtectedApi:
     www_authenticate: bool = True
     metadata: str = "ok"  # "ok", "missing", "mismatch"
     registration: str = "ok"  # "ok", "refused", "absent"
+    #: RFC 7592 reads of a registration answer 404, as after a restart of a server in memory.
+    forget_clients: bool = False
     scopes: list[str] = field(default_factory=lambda: ["api", "offline"])
     base_url: str = ""
     registered: list[dict[str, Any]] = field(default_factory=list)
@@ -52,6 +54,7 @@ class ProtectedApi:
         if self.authorization_servers is None:
             app.router.add_get("/.well-known/oauth-authorization-server", self._as_metadata)
             app.router.add_post("/register", self._register)
+            app.router.add_get("/register/{client_id}", self._read_registration)
             app.router.add_get("/authorize", self._authorize)
             app.router.add_post("/token", self._token)
         return app
@@ -110,6 +113,13 @@ class ProtectedApi:
             },
             status=201,
         )
+
+    async def _read_registration(self, request: web.Request) -> web.Response:
+        number = request.match_info["client_id"].removeprefix("client-")
+        authorized = request.headers.get("Authorization") == f"Bearer rat-secret-{number}"
+        if self.forget_clients or not authorized:
+            raise web.HTTPNotFound()
+        return web.json_response({"client_id": request.match_info["client_id"]})
 
     async def _authorize(self, request: web.Request) -> web.Response:
         query = dict(request.query)

@@ -268,6 +268,15 @@ def test_login_with_only_the_resource_registers_and_binds_tokens(
     assert api.authorize_queries[-1]["client_id"] == "client-1"
     assert api.authorize_queries[-1]["redirect_uri"] == redirect
 
+    # A server that forgot the client (RFC 7592 read: 404) gets a new registration.
+    api.forget_clients = True
+    returncode, _, stderr = _login(api)
+    assert returncode == 0, stderr
+    assert "no longer known" in stderr and len(api.registered) == 2
+    table = _config(isolated_env)["profiles"]["work"]  # type: ignore[index]
+    assert api.authorize_queries[-1]["client_id"] == table["client_id"] != "client-1"
+    assert table["registration_access_token"] != "rat-secret-1"
+
 
 def test_login_with_a_client_id_and_no_www_authenticate(api: ProtectedApi) -> None:
     """--client-id skips registration; without a 401 challenge the well-known URL is found."""
