@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -40,13 +40,12 @@ REGISTRATION_TABLE = "dynamic_registration"
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-class Prepared:
+class Prepared(NamedTuple):
     """A profile's table and flags once its resource is discovered (and its client registered)."""
 
-    def __init__(self, table: dict[str, Any], flags: dict[str, Any], metadata: Metadata) -> None:
-        self.table = table
-        self.flags = flags
-        self.metadata = metadata
+    table: dict[str, Any]
+    flags: dict[str, Any]
+    metadata: Metadata
 
 
 async def prepare(

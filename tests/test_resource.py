@@ -11,13 +11,14 @@ import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from resource_apps import FOLLOWING_BROWSER, ProtectedApi, Served
 from support import expire, read_record, run_cli, token_path
 
-from loopback_login._errors import ProviderError
+from loopback_login._errors import ConfigError, ProviderError
+from loopback_login._protocol import authorization_code_grant, authorize_request, refresh_grant
 from loopback_login._resource import (
     ResourceMetadata,
     choose_authorization_server,
@@ -184,6 +185,29 @@ def test_registration_responses() -> None:
         parse_registration_response(endpoint, 201, b"{}", redirect)
 
 
+def test_resource_goes_in_the_authorize_token_and_refresh_requests() -> None:
+    resource = "https://api.example.com/mcp"
+    request = authorize_request(
+        "https://as.example/authorize",
+        client_id="c",
+        redirect_uri="http://127.0.0.1:1/callback",
+        resource=resource,
+    )
+    assert parse_qs(urlsplit(request.url).query)["resource"] == [resource]
+    code = dict(authorization_code_grant("code", "http://127.0.0.1:1/callback", "v", resource))
+    assert code["resource"] == resource
+    assert dict(refresh_grant("rt", resource=resource))["resource"] == resource
+    assert "resource" not in dict(refresh_grant("rt"))
+    # The flow owns it: an extra authorize parameter may not replace it.
+    with pytest.raises(ConfigError, match="'resource' is set by loopback-login"):
+        authorize_request(
+            "https://as.example/authorize",
+            client_id="c",
+            redirect_uri="http://127.0.0.1:1/callback",
+            extra_params={"resource": "https://elsewhere"},
+        )
+
+
 # --- the CLI against a protected API ------------------------------------------------
 
 
@@ -240,6 +264,7 @@ def test_login_with_only_the_resource_registers_and_binds_tokens(
     assert table["redirect_uri"] == redirect
     assert table["dynamic_registration"]["issuer"] == api.base_url
     assert table["registration_access_token"] == "rat-secret-1"
+    assert "client_secret" not in table  # a public client: none was given
     assert os.stat(isolated_env / "config.toml").st_mode & 0o777 == 0o600
     assert "rat-secret" not in token_path("work").read_text()
     assert "rat-secret" not in stdout + stderr
