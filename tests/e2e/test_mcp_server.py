@@ -25,11 +25,14 @@ try:
         AccessToken,
         AuthorizationCode,
         AuthorizationParams,
+        IdentityAssertionParams,
         RefreshToken,
+        TokenError,
         construct_redirect_uri,
     )
     from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions
     from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+    from pydantic import AnyHttpUrl
 except ImportError:  # without the e2e extra: skipped (LOOPBACK_LOGIN_E2E=skip), else failed below
     SDK_MISSING = True
 else:
@@ -120,6 +123,11 @@ class InMemoryAuthorizationServer:
         self.access.pop(token.token, None)
         self.refresh.pop(token.token, None)
 
+    async def exchange_identity_assertion(
+        self, client: OAuthClientInformationFull, params: IdentityAssertionParams
+    ) -> OAuthToken:
+        raise TokenError("unsupported_grant_type")  # not turned on in AuthSettings
+
 
 class McpServer:
     """The SDK's server with one tool, on a port bound first, served by uvicorn in a thread."""
@@ -133,12 +141,12 @@ class McpServer:
         base = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         self.url = f"{base}/mcp"
         self.authorization = InMemoryAuthorizationServer()
-        server: Any = MCPServer(
+        server = MCPServer(
             "weather",
             auth_server_provider=self.authorization,
             auth=AuthSettings(
-                issuer_url=base,
-                resource_server_url=self.url,
+                issuer_url=AnyHttpUrl(base),
+                resource_server_url=AnyHttpUrl(self.url),
                 # Refuse tokens not bound to this server (RFC 8707 resource).
                 validate_token_resource=True,
                 required_scopes=["weather"],
