@@ -9,6 +9,7 @@ What the registration returns is kept in the profile's table of
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ from ._http import read_body
 from ._resource import (
     Registration,
     ResourceMetadata,
+    challenge_scope,
     choose_authorization_server,
     client_name,
     default_scope,
@@ -236,11 +238,12 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
             async with session.get(
                 resource, headers={"Accept": "application/json"}, allow_redirects=False
             ) as response:
-                named = (
-                    resource_metadata_url(response.headers.getall("WWW-Authenticate", []))
+                challenges = (
+                    response.headers.getall("WWW-Authenticate", [])
                     if response.status == 401
-                    else None
+                    else []
                 )
+            named = resource_metadata_url(challenges)
             if named is not None:
                 _check_url("resource metadata URL", named, resource)
                 candidates = [named]  # RFC 9728 §5.1: the server says where
@@ -252,7 +255,10 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
                     url, headers={"Accept": "application/json"}, allow_redirects=False
                 ) as response:
                     if response.status == 200:
-                        return parse_resource_metadata(resource, url, await read_body(response))
+                        found = parse_resource_metadata(resource, url, await read_body(response))
+                        return dataclasses.replace(
+                            found, challenge_scope=challenge_scope(challenges)
+                        )
                     answers.append(f"{url}: {response.status}")
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProviderError(

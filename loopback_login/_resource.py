@@ -91,12 +91,21 @@ def parse_www_authenticate(value: str) -> list[tuple[str, dict[str, str]]]:
 
 def resource_metadata_url(challenges: list[str]) -> str | None:
     """RFC 9728 §5.1: the ``resource_metadata`` URL of a 401's challenges, Bearer's first."""
+    return _challenge_param(challenges, "resource_metadata")
+
+
+def challenge_scope(challenges: list[str]) -> str | None:
+    """RFC 6750 §3: the ``scope`` a 401 says the request needs, Bearer's first."""
+    return _challenge_param(challenges, "scope")
+
+
+def _challenge_param(challenges: list[str], name: str) -> str | None:
     parsed = [challenge for value in challenges for challenge in parse_www_authenticate(value)]
     parsed.sort(key=lambda challenge: challenge[0] != "bearer")
     for _scheme, params in parsed:
-        url = params.get("resource_metadata")
-        if url:
-            return url
+        value = params.get(name)
+        if value:
+            return value
     return None
 
 
@@ -130,6 +139,8 @@ class ResourceMetadata:
     authorization_servers: tuple[str, ...]
     #: ``None`` when the resource does not say.
     scopes_supported: tuple[str, ...] | None = None
+    #: The scope the resource's 401 asked for (RFC 6750 §3), if it did.
+    challenge_scope: str | None = None
 
 
 def parse_resource_metadata(resource: str, url: str, body: bytes) -> ResourceMetadata:
@@ -176,7 +187,10 @@ def choose_authorization_server(metadata: ResourceMetadata, wanted: str | None) 
 
 
 def default_scope(metadata: ResourceMetadata) -> str | None:
-    """The scope to ask for when none is given: all the resource says it supports."""
+    """The scope to ask for when none is given: what the resource's 401 asked for, else all
+    it says it supports (the order MCP clients follow)."""
+    if metadata.challenge_scope:
+        return metadata.challenge_scope
     return " ".join(metadata.scopes_supported) if metadata.scopes_supported else None
 
 

@@ -32,6 +32,8 @@ class ProtectedApi:
     #: None: the toy authorization server on the same origin protects the API.
     authorization_servers: list[str] | None = None
     www_authenticate: bool = True
+    #: The scope the 401 says a request needs (RFC 6750 §3), if any.
+    challenge_scope: str | None = None
     metadata: str = "ok"  # "ok", "missing", "mismatch"
     registration: str = "ok"  # "ok", "refused", "absent"
     #: RFC 7592 reads of a registration answer 404, as after a restart of a server in memory.
@@ -68,6 +70,8 @@ class ProtectedApi:
         if self.www_authenticate:
             where = f"{self.base_url}/.well-known/oauth-protected-resource/api"
             headers["WWW-Authenticate"] = f'Bearer realm="api", resource_metadata="{where}"'
+            if self.challenge_scope:
+                headers["WWW-Authenticate"] += f', scope="{self.challenge_scope}"'
         return web.json_response({"error": "unauthorized"}, status=401, headers=headers)
 
     async def _resource_metadata(self, request: web.Request) -> web.Response:

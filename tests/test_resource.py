@@ -5,6 +5,7 @@ small protected API with its own toy authorization server (tests/resource_apps.p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -21,6 +22,7 @@ from loopback_login._errors import ConfigError, ProviderError
 from loopback_login._protocol import authorization_code_grant, authorize_request, refresh_grant
 from loopback_login._resource import (
     ResourceMetadata,
+    challenge_scope,
     choose_authorization_server,
     client_name,
     default_scope,
@@ -56,11 +58,19 @@ def test_www_authenticate_challenges_and_their_parameters() -> None:
     assert parse_www_authenticate('Bearer realm="never closed') == [("bearer", {})]
 
 
-def test_resource_metadata_url_prefers_bearer() -> None:
+def test_resource_metadata_url_and_scope_prefer_bearer() -> None:
     headers = ['DPoP resource_metadata="https://d"', 'Bearer resource_metadata="https://b"']
     assert resource_metadata_url(headers) == "https://b"
     assert resource_metadata_url(['Bearer realm="x"']) is None
     assert resource_metadata_url([]) is None
+    assert challenge_scope(['Bearer error="insufficient_scope", scope="read write"']) == (
+        "read write"
+    )
+    assert challenge_scope(headers) is None
+    # The 401's scope wins over everything the resource supports (as MCP clients do).
+    metadata = ResourceMetadata("https://r", ("https://a",), ("read", "write", "admin"))
+    assert default_scope(metadata) == "read write admin"
+    assert default_scope(dataclasses.replace(metadata, challenge_scope="read")) == "read"
 
 
 @pytest.mark.parametrize(
@@ -366,12 +376,15 @@ def test_unreachable_resource_and_bad_flags(isolated_env: Path) -> None:
 def test_python_login_takes_the_resource(api: ProtectedApi, isolated_env: Path) -> None:
     import loopback_login
 
+    api.challenge_scope = "api"  # the 401 asks for less than the resource supports
+
     os.environ.update(FOLLOWING_BROWSER)
     try:
         token = loopback_login.login_sync("py", resource=api.resource)
     finally:
         del os.environ["BROWSER"]
     assert token.access_token.startswith("at-")
-    assert len(api.registered) == 1
+    assert len(api.registered) == 1 and api.registered[0]["scope"] == "api"
+    assert api.authorize_queries[0]["scope"] == "api"
     assert api.token_forms[0]["resource"] == api.resource
     assert read_record("py")["resource"] == api.resource
