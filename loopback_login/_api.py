@@ -27,12 +27,15 @@ async def login(
     timeout: float = 300.0,
     save: bool = False,
     config_dir: str | None = None,
+    resource: str | None = None,
     **settings: Any,
 ) -> Token:
     """Log in through the browser and store the tokens as ``profile``.
 
     ``settings`` are profile keys (``provider``, ``client_id``, ``redirect_uri``,
-    ``scope``, ...) that win over the profile's table in ``config.toml``;
+    ``scope``, ``resource``, ...) that win over the profile's table in ``config.toml``;
+    ``resource="https://api.example.com/mcp"`` alone is enough for a server that
+    publishes RFC 9728 metadata and lets clients register (RFC 7591);
     ``save`` writes them there. ``paste=True`` needs no listener: the person
     pastes the address the browser landed on (in a notebook, into an input box).
     In a notebook the login URL is shown as a link.
@@ -42,8 +45,10 @@ async def login(
     """
     from ._flows import login as login_flow
 
+    if resource is not None:
+        settings["resource"] = resource
     store = Store(config_dir)
-    resolved = await _resolve(store, profile, settings)
+    resolved = await _resolve(store, profile, settings, register=True)
     if save:
         # The secret is kept apart (the keyring where there is one) once the login works.
         store.save_profile(
@@ -120,11 +125,14 @@ async def client_credentials(
     return await fetch_client_credentials(await _resolve(store, profile, settings), store)
 
 
-async def _resolve(store: Store, profile: str, settings: dict[str, Any]) -> Profile:
+async def _resolve(
+    store: Store, profile: str, settings: dict[str, Any], *, register: bool = False
+) -> Profile:
     from ._flows import resolve
+    from ._ui import default_reporter
 
     name = check_profile_name(profile)
-    return await resolve(store, name, settings)
+    return await resolve(store, name, settings, register=register, say=default_reporter().say)
 
 
 def login_sync(profile: str, **options: Any) -> Token:

@@ -110,7 +110,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     from ._ui import Terminal
 
     store = Store()
-    profile = _resolve(args, store)
+    profile = _resolve(args, store, register=True)
     check_login(profile, paste=args.paste)
     _accept(args, store, profile)
     reporter = Terminal()
@@ -224,11 +224,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ._secrets import source
 
     rows = [
-        ("PROFILE", "PROVIDER", "SUBJECT", "EXPIRES", "SCOPE", "REFRESH", "KIND", "SECRET", "FILE")
+        (
+            "PROFILE",
+            "PROVIDER",
+            "SUBJECT",
+            "EXPIRES",
+            "SCOPE",
+            "REFRESH",
+            "KIND",
+            "SECRET",
+            "RESOURCE",
+            "FILE",
+        )
     ]
     now = time.time()
     for name in names:
-        provider = str(tables.get(name, {}).get("provider") or "-")
+        table = tables.get(name, {})
+        provider = str(table.get("provider") or "-")
         secret = source(store, name)  # where it comes from, never the secret
         kinds = (
             ("login", store.token_path(name)),
@@ -240,7 +252,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 record = store.read_record(name, path)
                 token = token_from_record(record) if record is not None else None
             except (LoopbackLoginError, ValueError):  # one bad record never hides the others
-                rows.append((name, provider, "-", "unreadable", "-", "-", kind, secret, path))
+                resource = _resource_column(table, None)
+                rows.append(
+                    (name, provider, "-", "unreadable", "-", "-", kind, secret, resource, path)
+                )
                 listed = True
                 continue
             if record is None or token is None:
@@ -256,11 +271,15 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "yes" if token.refresh_token else "no",
                     kind,
                     secret,
+                    _resource_column(table, record),
                     path,
                 )
             )
         if not listed:
-            rows.append((name, provider, "-", "not logged in", "-", "-", "-", secret, "-"))
+            resource = _resource_column(table, None)
+            rows.append(
+                (name, provider, "-", "not logged in", "-", "-", "-", secret, resource, "-")
+            )
     _print_table(rows)
     return 0
 
@@ -387,17 +406,19 @@ def _accept(args: argparse.Namespace, store: Store, profile: Profile) -> None:
         _progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
-def _resolve(args: argparse.Namespace, store: Store) -> Profile:
+def _resolve(args: argparse.Namespace, store: Store, *, register: bool = False) -> Profile:
     from . import _secrets
-    from ._profile import issuer_of
+    from ._profile import issuer_of, resource_of
 
     name = check_profile_name(args.profile)
     store.check_case(name)
     table, flags = store.profile_table(name), _given_profile_flags(args)
-    if issuer_of(table, flags) is not None:
+    if resource_of(table, flags) is not None or issuer_of(table, flags) is not None:
         from ._flows import resolve
 
-        return _run(resolve(store, name, flags))  # type: ignore[no-any-return]
+        return _run(  # type: ignore[no-any-return]
+            resolve(store, name, flags, register=register, say=_progress)
+        )
     return _secrets.resolve(store, name, table, flags)
 
 
@@ -420,6 +441,17 @@ def _did_you_mean(args: argparse.Namespace, exc: LoopbackLoginError) -> str:
     if not close:
         return ""
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+def _resource_column(table: dict[str, Any], record: dict[str, Any] | None) -> str:
+    """The RFC 8707 resource, and whether the client was registered by us (RFC 7591)."""
+    resource = (record or {}).get("resource") or table.get("resource")
+    if not isinstance(resource, str):
+        return "-"
+    dynamic = isinstance(table.get("dynamic_registration"), dict) and (
+        record is None or record.get("client_id") == table.get("client_id")
+    )
+    return f"{resource} (registered client)" if dynamic else resource
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -570,6 +602,13 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--authorize-url", help="the authorization endpoint")
     add("--token-url", help="the token endpoint")
     add("--issuer", help="an OpenID Connect / RFC 8414 issuer: endpoints from its metadata")
+    add(
+        "--resource",
+        metavar="URL",
+        help="the API to log in to: its authorization server is discovered (RFC 9728), "
+        "a client registered when none is given (RFC 7591), tokens bound to it (RFC 8707)",
+    )
+    add("--api-base-url", metavar="URL", help="where API requests go (default: the resource)")
     add("--client-credentials-url", help="where client credentials go (default: token URL)")
     add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
     add("--api-base-url", help="where `api` and the Python sessions send requests (and the token)")

@@ -38,6 +38,8 @@ class Metadata:
     iss_parameter_supported: bool = False
     #: RFC 8414 §2: absent means client_secret_basic only.
     token_endpoint_auth_methods: tuple[str, ...] = ("client_secret_basic",)
+    #: RFC 7591 §3 (RFC 8414 §2): where a client can register itself.
+    registration_endpoint: str | None = None
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -109,6 +111,7 @@ def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Meta
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
         token_endpoint_auth_methods=strings("token_endpoint_auth_methods_supported")
         or ("client_secret_basic",),
+        registration_endpoint=url("registration_endpoint"),
     )
 
 
@@ -130,6 +133,7 @@ def metadata_to_json(metadata: Metadata) -> dict[str, Any]:
         ),
         "authorization_response_iss_parameter_supported": metadata.iss_parameter_supported,
         "token_endpoint_auth_methods_supported": list(metadata.token_endpoint_auth_methods),
+        "registration_endpoint": metadata.registration_endpoint,
     }
 
 

@@ -334,7 +334,9 @@ async def _exchange(profile: Profile, store: Store, code: str, request: Authoriz
     """Trade the code for tokens (RFC 6749 §4.1.3) and store them."""
     exchange = token_request(
         profile.token_url,
-        authorization_code_grant(code, request.redirect_uri, request.code_verifier),
+        authorization_code_grant(
+            code, request.redirect_uri, request.code_verifier, profile.resource
+        ),
         client_id=profile.client_id,
         client_secret=profile.client_secret,
         client_auth=profile.client_auth,
@@ -383,16 +385,35 @@ async def _request_token(
 # --- profiles with an issuer --------------------------------------------------------
 
 
-async def resolve(store: Store, name: str, flags: dict[str, object]) -> Profile:
-    """Resolve a profile, reading its issuer's metadata first when it names one (cached)."""
+async def resolve(
+    store: Store,
+    name: str,
+    flags: dict[str, object],
+    *,
+    register: bool = False,
+    say: Callable[[str], None] = lambda line: None,
+) -> Profile:
+    """Resolve a profile, reading its issuer's metadata first when it names one (cached).
+
+    A profile with a resource finds its issuer through the resource (RFC 9728);
+    with ``register`` (a login) and no client id, it registers one (RFC 7591).
+    The secret: given, stored, the environment, else asked for (see _secrets).
+    """
     from . import _secrets
     from ._discovery import discover
-    from ._profile import issuer_of
+    from ._profile import issuer_of, resource_of
 
     table = store.profile_table(name)
+    resource = resource_of(table, flags)
+    if resource is not None:
+        from ._dynamic import prepare
+
+        prepared = await prepare(store, name, resource, table, flags, register=register, say=say)
+        return _secrets.resolve(
+            store, name, prepared.table, prepared.flags, metadata=prepared.metadata
+        )
     issuer = issuer_of(table, flags)
     metadata = await discover(issuer, store=store, name=name) if issuer else None
-    # The secret: given, stored, the environment, else asked for (see _secrets).
     return _secrets.resolve(store, name, table, flags, metadata=metadata)
 
 
@@ -477,9 +498,12 @@ async def refresh_stored(
                 f"{store.token_path(name)} has no token URL; run `loopback-login login {name}`"
             )
         client_id, client_auth, secret = _record_client(store, name, record, client_secret)
+        resource = record.get("resource")
         request = token_request(
             token_url,
-            refresh_grant(token.refresh_token),
+            refresh_grant(
+                token.refresh_token, resource=resource if isinstance(resource, str) else None
+            ),
             client_id=client_id,
             client_secret=secret,
             client_auth=client_auth,

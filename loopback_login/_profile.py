@@ -44,12 +44,17 @@ PROFILE_KEYS = frozenset(
         "skew",
         "authorize_params",
         "client_check",
+        "resource",
         "api_base_url",
     }
 )
 
 #: Every environment variable holding a secret we read: kept from the programs we start.
 SECRET_ENVS = frozenset({SECRET_ENV})
+
+#: Keys a ``[profiles.NAME]`` table may hold that no flag sets: what a dynamic
+#: client registration (RFC 7591) left there, see :mod:`._dynamic`.
+STORED_KEYS = frozenset({"dynamic_registration", "registration_access_token"})
 
 
 class Profile(NamedTuple):
@@ -74,7 +79,9 @@ class Profile(NamedTuple):
     issuer_required: bool = False
     #: Check the client id and secret at the token endpoint while the browser opens.
     client_check: bool = True
-    #: Where ``loopback-login api`` and the Python sessions send requests (and the token).
+    #: RFC 8707: the API the tokens are for, sent in the authorize, token and refresh requests.
+    resource: str | None = None
+    #: Where API requests go; the resource by default.
     api_base_url: str | None = None
 
     def __repr__(self) -> str:
@@ -95,6 +102,7 @@ class Profile(NamedTuple):
             "client_id": self.client_id,
             "client_auth": self.client_auth.value,
             "skew": self.skew,
+            "resource": self.resource,
             "api_base_url": self.api_base_url,
         }
 
@@ -110,6 +118,25 @@ def issuer_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str 
     if urlsplit(issuer).query:
         raise ConfigError(f"the issuer {issuer!r} must not have a query (RFC 8414 §2)")
     return issuer
+
+
+def resource_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str | None:
+    """The protected resource (RFC 9728) the profile logs in to, if it names one (flags win)."""
+    resource = flags.get("resource") or (table or {}).get("resource")
+    if resource is None:
+        return None
+    if not isinstance(resource, str):
+        raise ConfigError("resource must be a string")
+    if flags.get("provider") or (table or {}).get("provider"):
+        # Checked before any request: usage errors come first (exit 2).
+        raise ConfigError("give either --provider or --resource, not both")
+    return check_resource(resource)
+
+
+def check_resource(resource: str) -> str:
+    """RFC 8707 §2: an absolute https URL (http only on this machine), without a fragment."""
+    _check_endpoint("resource", resource)
+    return resource
 
 
 def resolve_profile(
@@ -129,7 +156,7 @@ def resolve_profile(
     """
     check_profile_name(name)
     table = dict(table or {})
-    unknown = sorted(set(table) - PROFILE_KEYS)
+    unknown = sorted(set(table) - PROFILE_KEYS - STORED_KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in [profiles.{name}] of {where}")
     unknown = sorted(set(flags) - PROFILE_KEYS)
@@ -170,6 +197,13 @@ def resolve_profile(
         raise ConfigError("give either --provider or --issuer, not both")
     if merged.get("issuer") and metadata is None:
         raise ConfigError(f"profile {name!r} names an issuer whose metadata was not read")
+    resource = merged.get("resource")
+    if resource is not None:
+        if provider_name:
+            raise ConfigError("give either --provider or --resource, not both")
+        check_resource(resource)
+        if metadata is None:
+            raise ConfigError(f"profile {name!r} names a resource whose metadata was not read")
     if provider_name:
         provider = preset(provider_name, base_url)
         authorize_url = merged.get("authorize_url") or provider.authorize_url
@@ -206,7 +240,8 @@ def resolve_profile(
         revocation_url = merged.get("revocation_url")
         provider_name, default_pkce = "custom", True
         default_api = None
-    api_base_url = _api_base_url(merged, default_api)
+    # A profile with a resource (RFC 8707) calls that resource unless told otherwise.
+    api_base_url = _api_base_url(merged, default_api or merged.get("resource"))
     for label, url in (
         ("authorize URL", authorize_url),
         ("token URL", token_url),
@@ -276,6 +311,7 @@ def resolve_profile(
         issuer_required=metadata is not None and metadata.iss_parameter_supported,
         client_check=client_check,
         api_base_url=api_base_url,
+        resource=resource,
     )
 
 
@@ -296,12 +332,13 @@ def needs_secret(provider: str, client_auth: ClientAuth) -> bool:
     return provider == "honeywell" or client_auth is not ClientAuth.NONE
 
 
-def _api_base_url(merged: Mapping[str, Any], preset_default: str | None) -> str | None:
-    """Where the API is: ``api_base_url`` as given, else the preset's; the one place that decides.
+def _api_base_url(merged: Mapping[str, Any], default: str | None) -> str | None:
+    """Where the API is: ``api_base_url`` as given, else the default (the preset's API or the
+    resource); the one place that decides.
 
     The token is sent to this URL's origin only, so it is checked like an endpoint.
     """
-    url = merged.get("api_base_url") or preset_default
+    url = merged.get("api_base_url") or default
     if url is None:
         return None
     _check_endpoint("API base URL", url)

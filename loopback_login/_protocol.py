@@ -86,6 +86,7 @@ RESERVED_AUTHORIZE_PARAMS = frozenset(
         "state",
         "code_challenge",
         "code_challenge_method",
+        "resource",  # --resource sets it (RFC 8707)
     }
 )
 
@@ -113,6 +114,7 @@ def authorize_request(
     scope: str | None = None,
     pkce: bool = True,
     extra_params: Mapping[str, str] | None = None,
+    resource: str | None = None,
     token_bytes: TokenBytes = secrets.token_bytes,
 ) -> AuthorizeRequest:
     """Build the authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3).
@@ -128,6 +130,9 @@ def authorize_request(
     ]
     if scope:
         params.append(("scope", scope))
+    if resource:
+        # RFC 8707 §2.1: the API the token is for; the server may bind the grant to it.
+        params.append(("resource", resource))
     params.append(("state", state))
     verifier = None
     if pkce:
@@ -365,20 +370,28 @@ def _authenticated(
 
 
 def authorization_code_grant(
-    code: str, redirect_uri: str, code_verifier: str | None
+    code: str, redirect_uri: str, code_verifier: str | None, resource: str | None = None
 ) -> list[tuple[str, str]]:
     """RFC 6749 §4.1.3 (+ RFC 7636 §4.5). ``redirect_uri`` is the authorize request's, verbatim."""
     grant = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)]
     if code_verifier is not None:
         grant.append(("code_verifier", code_verifier))
+    if resource:
+        # RFC 8707 §2.2: the access token is for this API (its audience).
+        grant.append(("resource", resource))
     return grant
 
 
-def refresh_grant(refresh_token: str, scope: str | None = None) -> list[tuple[str, str]]:
+def refresh_grant(
+    refresh_token: str, scope: str | None = None, resource: str | None = None
+) -> list[tuple[str, str]]:
     """RFC 6749 §6."""
     grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
     if scope:
         grant.append(("scope", scope))
+    if resource:
+        # RFC 8707 §2.2: the refreshed access token stays bound to the same API.
+        grant.append(("resource", resource))
     return grant
 
 

@@ -74,6 +74,7 @@ RECORD_SETTINGS = (
     "client_id",
     "client_auth",
     "skew",
+    "resource",
     "api_base_url",
 )
 

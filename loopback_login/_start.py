@@ -138,6 +138,7 @@ def start_login(
             scope=profile.scope,
             pkce=profile.pkce,
             extra_params=profile.authorize_params,
+            resource=profile.resource,
         )
         if listener is not None:
             if not getattr(browser, "plays_itself", False):  # the demo's scripted browser

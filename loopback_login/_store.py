@@ -200,7 +200,10 @@ class Store:
         return dict(table) if table is not None else None
 
     def save_profile(self, name: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as written."""
+        """Set ``values`` in ``[profiles.NAME]``, keeping the rest of the file as written.
+
+        A value of ``None`` removes the key (TOML has no null).
+        """
         import tomlkit
 
         self.read_config()  # refuse to rewrite a file we cannot parse

@@ -1,0 +1,292 @@
+"""Logging in with nothing but the API's URL: the requests.
+
+RFC 9728 discovery of the authorization server, RFC 8414 / OIDC metadata
+(:mod:`._discovery`), RFC 7591 registration when the profile has no client id.
+What the registration returns is kept in the profile's table of
+``config.toml``, so later logins reuse it. The pure parts are in
+:mod:`._resource`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ._bind import is_loopback_host
+from ._discovery import Metadata, discover
+from ._errors import ConfigError, ProviderError
+from ._http import read_body
+from ._resource import (
+    Registration,
+    ResourceMetadata,
+    challenge_scope,
+    choose_authorization_server,
+    client_name,
+    default_scope,
+    parse_registration_response,
+    parse_resource_metadata,
+    registration_request,
+    resource_metadata_url,
+    well_known_urls,
+)
+from ._store import Store
+
+#: The table (in ``[profiles.NAME]``) that says the client was registered by us, and where.
+REGISTRATION_TABLE = "dynamic_registration"
+
+_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+class Prepared(NamedTuple):
+    """A profile's table and flags once its resource is discovered (and its client registered)."""
+
+    table: dict[str, Any]
+    flags: dict[str, Any]
+    metadata: Metadata
+
+
+async def prepare(
+    store: Store,
+    name: str,
+    resource: str,
+    table: Mapping[str, Any] | None,
+    flags: Mapping[str, Any],
+    *,
+    register: bool,
+    say: Callable[[str], None] = lambda line: None,
+) -> Prepared:
+    """Find the resource's authorization server, read its metadata, register if needed.
+
+    ``register`` is for a login: a profile with no client id gets one from the
+    authorization server (RFC 7591), kept in ``config.toml``; otherwise a
+    missing client id is left for the profile's resolution to report.
+    """
+    table = dict(table or {})
+    flags = dict(flags)
+    wanted = flags.get("issuer") or table.get("issuer")
+    resource_metadata = await find_resource_metadata(resource)
+    issuer = choose_authorization_server(resource_metadata, wanted)
+    metadata = await discover(issuer, store=store, name=name)
+    # RFC 8707 + RFC 9728 §2: ask for what the resource says it supports.
+    scope = flags.get("scope") or table.get("scope") or default_scope(resource_metadata)
+    if scope and not (flags.get("scope") or table.get("scope")):
+        flags["scope"] = scope
+    # A client id the person gave (flag or table) is used as it is; one we
+    # registered is used again while it fits, else replaced.
+    given_client = flags.get("client_id") or (
+        table.get("client_id") and not isinstance(table.get(REGISTRATION_TABLE), dict)
+    )
+    if register and not given_client and not await _reusable(table, flags, resource, issuer, say):
+        await _register(store, name, resource, issuer, metadata, flags, scope, say)
+        table = store.profile_table(name) or {}
+    return Prepared(table, flags, metadata)
+
+
+async def _reusable(
+    table: Mapping[str, Any],
+    flags: Mapping[str, Any],
+    resource: str,
+    issuer: str,
+    say: Callable[[str], None],
+) -> bool:
+    """Is the client registered by an earlier login good for this one?"""
+    registration = table.get(REGISTRATION_TABLE)
+    if not (
+        isinstance(registration, dict)
+        and registration.get("issuer") == issuer
+        and table.get("resource") == resource
+        and bool(table.get("client_id"))
+        and flags.get("redirect_uri") in (None, table.get("redirect_uri"))
+    ):
+        return False
+    uri, token = registration.get("registration_client_uri"), registration_access_token(table)
+    if not isinstance(uri, str) or token is None:
+        return True
+    # RFC 7592 §2.1: ask whether the server still knows the client (servers that keep
+    # clients in memory forget them on restart); only a clear "no" registers again.
+    try:
+        _check_url("registration client URI", uri)
+        async with (
+            _session(uri) as session,
+            session.get(
+                uri,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            gone = response.status in (401, 403, 404)
+    except (aiohttp.ClientError, TimeoutError, ProviderError):
+        gone = False  # the login itself will tell
+    if gone:
+        say(f"The client registered earlier is no longer known at {uri}: registering again")
+    return not gone
+
+
+async def _register(
+    store: Store,
+    name: str,
+    resource: str,
+    issuer: str,
+    metadata: Metadata,
+    flags: Mapping[str, Any],
+    scope: str | None,
+    say: Callable[[str], None],
+) -> Registration:
+    endpoint = metadata.registration_endpoint
+    if endpoint is None:
+        raise ConfigError(
+            f"the authorization server {issuer} offers no client registration (RFC 7591): "
+            "register a client there by hand and pass --client-id and --redirect-uri"
+        )
+    _check_url("registration endpoint", endpoint)
+    redirect_uri = flags.get("redirect_uri") or _loopback_redirect_uri()
+    body = registration_request(redirect_uri, name=client_name(socket.gethostname()), scope=scope)
+    try:
+        async with (
+            _session(endpoint) as session,
+            session.post(
+                endpoint,
+                json=body,
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            status, answer = response.status, await read_body(response)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProviderError(
+            f"client registration: could not reach {endpoint} ({type(exc).__name__})"
+        ) from None
+    registration = parse_registration_response(endpoint, status, answer, redirect_uri)
+    settings: dict[str, Any] = {
+        "resource": resource,
+        "client_id": registration.client_id,
+        "redirect_uri": redirect_uri,
+        "client_auth": registration.client_auth,
+        # Replaced whole: nothing of an earlier registration outlives it.
+        REGISTRATION_TABLE: {
+            "issuer": issuer,
+            "registration_endpoint": endpoint,
+            "client_name": body["client_name"],
+            **(
+                {"registration_client_uri": registration.registration_client_uri}
+                if registration.registration_client_uri
+                else {}
+            ),
+        },
+    }
+    store.save_profile(name, settings)
+    keep_registration_secrets(
+        store,
+        name,
+        client_secret=registration.client_secret,
+        registration_access_token=registration.registration_access_token,
+    )
+    say(
+        f"Registered loopback-login at {endpoint} as client {registration.client_id} "
+        f"(redirect URI {redirect_uri}); saved in {store.config_path}"
+    )
+    return registration
+
+
+def keep_registration_secrets(
+    store: Store,
+    name: str,
+    *,
+    client_secret: str | None,
+    registration_access_token: str | None,
+) -> None:
+    """Keep the secrets a registration returned: the one place they are written.
+
+    Never in the token file.
+
+    A client secret is kept as any client secret is (:mod:`._secrets`: the OS
+    keyring where there is one, else ``config.toml``); the registration access
+    token (RFC 7592) in the profile's table of the 0600 ``config.toml``. ``None``
+    removes what an earlier registration left.
+    """
+    from . import _secrets
+
+    if client_secret is not None:
+        _secrets.keep(store, name, client_secret)
+    else:
+        _secrets.delete(store, name)
+    store.save_profile(name, {"registration_access_token": registration_access_token})
+
+
+def registration_access_token(table: Mapping[str, Any]) -> str | None:
+    """The registration access token :func:`keep_registration_secrets` kept, if any."""
+    token = table.get("registration_access_token")
+    return token if isinstance(token, str) and token else None
+
+
+def _loopback_redirect_uri() -> str:
+    """``http://127.0.0.1:PORT/callback`` with a port free now.
+
+    The exception to binding once and reading the port back: the port must be
+    registered before the first login binds it, and every later login binds
+    the same one (servers compare redirect URIs exactly, RFC 7591 §2).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/callback"
+
+
+async def find_resource_metadata(resource: str) -> ResourceMetadata:
+    """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs."""
+    try:
+        async with _session(resource) as session:
+            async with session.get(
+                resource, headers={"Accept": "application/json"}, allow_redirects=False
+            ) as response:
+                challenges = (
+                    response.headers.getall("WWW-Authenticate", [])
+                    if response.status == 401
+                    else []
+                )
+            named = resource_metadata_url(challenges)
+            if named is not None:
+                _check_url("resource metadata URL", named, resource)
+                candidates = [named]  # RFC 9728 §5.1: the server says where
+            else:
+                candidates = well_known_urls(resource)
+            answers = []
+            for url in candidates:
+                async with session.get(
+                    url, headers={"Accept": "application/json"}, allow_redirects=False
+                ) as response:
+                    if response.status == 200:
+                        found = parse_resource_metadata(resource, url, await read_body(response))
+                        return dataclasses.replace(
+                            found, challenge_scope=challenge_scope(challenges)
+                        )
+                    answers.append(f"{url}: {response.status}")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProviderError(
+            f"protected resource discovery: could not reach {resource} ({type(exc).__name__})"
+        ) from None
+    raise ProviderError(
+        f"protected resource discovery: {resource} publishes no metadata (RFC 9728; "
+        f"{'; '.join(answers)}); pass --issuer and --client-id instead"
+    )
+
+
+def _session(url: str) -> aiohttp.ClientSession:
+    host = urlsplit(url).hostname or ""
+    return aiohttp.ClientSession(trust_env=not is_loopback_host(host), timeout=_TIMEOUT)
+
+
+def _check_url(label: str, url: str, named_by: str | None = None) -> None:
+    """A URL from a server's answer: https, or http to this machine (RFC 9728 §3, RFC 7591 §3)."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+    )
+    if not secure or not parts.hostname:
+        where = f" (named by {named_by})" if named_by else ""
+        raise ProviderError(f"the {label} {url[:200]!r}{where} is not an https URL")
