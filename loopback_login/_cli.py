@@ -608,10 +608,14 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
         help="the API to log in to: its authorization server is discovered (RFC 9728), "
         "a client registered when none is given (RFC 7591), tokens bound to it (RFC 8707)",
     )
-    add("--api-base-url", metavar="URL", help="where API requests go (default: the resource)")
     add("--client-credentials-url", help="where client credentials go (default: token URL)")
     add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
-    add("--api-base-url", help="where `api` and the Python sessions send requests (and the token)")
+    add(
+        "--api-base-url",
+        metavar="URL",
+        help="where `api` and the Python sessions send requests, and the token "
+        "(default: the preset's API, else the resource)",
+    )
     add("--client-id", help="the app's client id (API key)")
     add(
         "--client-secret",

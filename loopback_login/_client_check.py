@@ -59,6 +59,7 @@ async def check_client(profile: Profile, redirect_uri: str, code_verifier: str |
             f"loopback-login-client-check-{secrets.token_urlsafe(24)}",
             redirect_uri,
             secrets.token_urlsafe(48) if code_verifier is not None else None,
+            profile.resource,  # as the real exchange will (RFC 8707 §2.2)
         ),
         client_id=profile.client_id,
         client_secret=profile.client_secret,

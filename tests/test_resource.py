@@ -264,7 +264,10 @@ def test_login_with_only_the_resource_registers_and_binds_tokens(
     [query] = api.authorize_queries
     assert query["resource"] == api.resource and query["client_id"] == "client-1"
     assert query["redirect_uri"] == redirect and query["scope"] == "api offline"
-    [form] = api.token_forms
+    # The client check's made-up code (issue 13) comes first and carries the resource too.
+    check, form = api.token_forms
+    assert check["code"].startswith("loopback-login-client-check-")
+    assert check["resource"] == api.resource
     assert form["resource"] == api.resource and form["grant_type"] == "authorization_code"
     assert form["client_id"] == "client-1" and form["redirect_uri"] == redirect
 
@@ -386,5 +389,5 @@ def test_python_login_takes_the_resource(api: ProtectedApi, isolated_env: Path) 
     assert token.access_token.startswith("at-")
     assert len(api.registered) == 1 and api.registered[0]["scope"] == "api"
     assert api.authorize_queries[0]["scope"] == "api"
-    assert api.token_forms[0]["resource"] == api.resource
+    assert api.token_forms[-1]["resource"] == api.resource
     assert read_record("py")["resource"] == api.resource
