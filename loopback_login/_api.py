@@ -7,15 +7,50 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from ._flows import fetch_client_credentials, refresh_stored
 from ._profile import Profile
 from ._record import record_skew
+from ._start import LOGIN_TIMEOUT
 from ._store import Store, check_profile_name
 from ._sync import run_sync
 from ._token import Token
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs is Python 3.12+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ProfileSettings(TypedDict, total=False):
+    """The profile keys a call may give, each winning over ``[profiles.NAME]`` in config.toml.
+
+    The same names as the command's flags (``--client-id`` is ``client_id``).
+    """
+
+    provider: str
+    base_url: str
+    issuer: str
+    resource: str
+    api_base_url: str
+    authorize_url: str
+    token_url: str
+    client_credentials_url: str
+    revocation_url: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    scope: str
+    client_auth: Literal["basic", "basic-raw", "post", "none"]
+    pkce: bool
+    skew: float
+    authorize_params: Mapping[str, str]
+    client_check: bool
 
 
 async def login(
@@ -24,11 +59,10 @@ async def login(
     paste: bool = False,
     fallback_paste: bool = False,
     open_browser: bool = True,
-    timeout: float = 300.0,
+    timeout: float = LOGIN_TIMEOUT,
     save: bool = False,
     config_dir: str | None = None,
-    resource: str | None = None,
-    **settings: Any,
+    **settings: Unpack[ProfileSettings],
 ) -> Token:
     """Log in through the browser and store the tokens as ``profile``.
 
@@ -45,8 +79,6 @@ async def login(
     """
     from ._flows import login as login_flow
 
-    if resource is not None:
-        settings["resource"] = resource
     store = Store(config_dir)
     resolved = await _resolve(store, profile, settings, register=True)
     if save:
@@ -114,7 +146,7 @@ async def refresh(
 
 
 async def client_credentials(
-    profile: str, *, config_dir: str | None = None, **settings: Any
+    profile: str, *, config_dir: str | None = None, **settings: Unpack[ProfileSettings]
 ) -> Token:
     """A client-credentials token for ``profile``, reused while valid.
 
@@ -126,22 +158,38 @@ async def client_credentials(
 
 
 async def _resolve(
-    store: Store, profile: str, settings: dict[str, Any], *, register: bool = False
+    store: Store, profile: str, settings: ProfileSettings, *, register: bool = False
 ) -> Profile:
     from ._flows import resolve
     from ._ui import default_reporter
 
     name = check_profile_name(profile)
-    return await resolve(store, name, settings, register=register, say=default_reporter().say)
+    flags: dict[str, object] = dict(settings)
+    return await resolve(store, name, flags, register=register, say=default_reporter().say)
 
 
-def login_sync(profile: str, **options: Any) -> Token:
-    """:func:`login` for synchronous code; in Jupyter it runs on a worker thread.
+def _sync_twin(coroutine_function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The synchronous twin of a coroutine function: the same signature, for type checkers too.
 
-    An interrupt (Ctrl-C, the kernel's stop button) cancels the login and
-    frees the redirect port before it returns.
+    It runs on a worker thread when an event loop is already running (Jupyter).
     """
-    return run_sync(login(profile, **options))
+
+    @functools.wraps(coroutine_function)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(coroutine_function(*args, **kwargs))
+
+    twin.__name__ = twin.__qualname__ = f"{coroutine_function.__name__}_sync"
+    twin.__doc__ = (
+        f":func:`{coroutine_function.__name__}` for synchronous code; in Jupyter it runs on a "
+        "worker thread. An interrupt (Ctrl-C, the kernel's stop button) cancels it and frees "
+        "what it held (the redirect port) before it returns."
+    )
+    return twin
+
+
+login_sync = _sync_twin(login)
+refresh_sync = _sync_twin(refresh)
+client_credentials_sync = _sync_twin(client_credentials)
 
 
 def get_token_sync(
@@ -153,17 +201,3 @@ def get_token_sync(
     if token is not None:
         return token
     return run_sync(get_token(profile, client_secret=client_secret, config_dir=config_dir))
-
-
-def refresh_sync(
-    profile: str, *, client_secret: str | None = None, config_dir: str | None = None
-) -> Token:
-    """:func:`refresh` for synchronous code."""
-    return run_sync(refresh(profile, client_secret=client_secret, config_dir=config_dir))
-
-
-def client_credentials_sync(
-    profile: str, *, config_dir: str | None = None, **settings: Any
-) -> Token:
-    """:func:`client_credentials` for synchronous code."""
-    return run_sync(client_credentials(profile, config_dir=config_dir, **settings))

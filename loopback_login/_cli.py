@@ -678,12 +678,14 @@ def _token_shape(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _timeout_flag(parser: argparse.ArgumentParser) -> None:
+    from ._start import LOGIN_TIMEOUT
+
     parser.add_argument(
         "--timeout",
         type=_positive_seconds,
-        default=300.0,
+        default=LOGIN_TIMEOUT,
         metavar="SECONDS",
-        help="how long to wait for the browser (default 300)",
+        help=f"how long to wait for the browser (default {LOGIN_TIMEOUT:g})",
     )
 
 

@@ -44,7 +44,7 @@ from ._protocol import (
 )
 from ._record import made_by_demo, record_skew, still_valid
 from ._retry import DEFAULT_RETRY, RetryPolicy
-from ._start import Started, start_login
+from ._start import LOGIN_TIMEOUT, Started, start_login
 from ._store import Store
 from ._token import Token, record_from_token
 from ._ui import Reporter, default_reporter
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT = 300.0
 
 #: Said by every command on the demo profile that needs the demo provider once it has stopped.
 DEMO_GONE = (
@@ -107,7 +106,7 @@ async def login(
     open_browser: bool = True,
     paste: bool = False,
     fallback_paste: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = LOGIN_TIMEOUT,
     reporter: Reporter | None = None,
 ) -> Token:
     """Log in through the browser and store the tokens under the profile's name.
@@ -133,7 +132,7 @@ async def finish_login(
     started: Started,
     *,
     store: Store | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = LOGIN_TIMEOUT,
     reporter: Reporter | None = None,
 ) -> Token:
     """Wait for the callback (or the paste) of a started login, exchange the code, store."""

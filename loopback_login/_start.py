@@ -16,6 +16,9 @@ from ._browser import no_browser_reason, open_browser
 from ._errors import ConfigError, PortInUse
 from ._protocol import AuthorizeRequest, authorize_request
 
+#: How long a login waits for the browser (or the pasted address) by default, in seconds.
+LOGIN_TIMEOUT = 300.0
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support import NEUTRAL_CWD
@@ -84,4 +86,53 @@ def test_token_repr_hides_the_tokens() -> None:
 
 def test_unknown_settings_in_python_are_refused() -> None:
     with pytest.raises(loopback_login.ConfigError, match="unknown profile setting 'scopes'"):
-        loopback_login.login_sync("home", provider="honeywell", client_id="x", scopes="read")
+        # Refused at run time too, for callers without a type checker.
+        loopback_login.login_sync("home", provider="honeywell", client_id="x", scopes="read")  # type: ignore[call-arg]
+
+
+def test_the_settings_are_the_profile_keys() -> None:
+    from loopback_login._api import ProfileSettings
+    from loopback_login._profile import PROFILE_KEYS
+
+    assert set(ProfileSettings.__annotations__) == PROFILE_KEYS
+
+
+def test_sync_twins_keep_their_coroutines_signatures() -> None:
+    import inspect
+
+    for name in ("login", "refresh", "client_credentials", "get_token"):
+        coroutine, twin = getattr(loopback_login, name), getattr(loopback_login, f"{name}_sync")
+        assert inspect.signature(twin) == inspect.signature(coroutine), name
+        assert twin.__name__ == f"{name}_sync" and not inspect.iscoroutinefunction(twin)
+
+
+def test_a_type_checker_rejects_wrong_settings(tmp_path: Path) -> None:
+    """The public functions take typed keywords: a misspelled or mistyped one is a type error."""
+    script = tmp_path / "user.py"
+    script.write_text(
+        "import loopback_login\n"
+        'loopback_login.login_sync("home", timeout="five minutes", scopes="read")\n'
+        'loopback_login.client_credentials_sync("home", pkce="yes")\n'
+        'loopback_login.login_sync("home", provider="honeywell", client_id="x", timeout=5.0)\n'
+    )
+    # The installed package (scripts/test installs it as users do); an editable
+    # install is found through the source tree instead.
+    source = Path(loopback_login.__file__).parent.parent
+    env = {**os.environ, **({} if "site-packages" in source.parts else {"MYPYPATH": str(source)})}
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert any(":2:" in line and '"timeout"' in line for line in errors), errors
+    assert any(":2:" in line and '"scopes"' in line for line in errors), errors
+    assert any(
+        (":3:" in line and '"pkce"' in line) or (":3:" in line and "bool" in line)
+        for line in errors
+    ), errors
+    assert not any(":4:" in line for line in errors), errors

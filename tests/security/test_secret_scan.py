@@ -26,6 +26,7 @@ from support import (
 )
 
 import loopback_login
+from loopback_login._api import ProfileSettings
 
 PRINTS_THE_TOKEN = {"token", "client-credentials"}
 
@@ -143,7 +144,7 @@ def test_no_secret_in_python_logs(
         monkeypatch.setenv(name, value)
     redirect = f"http://127.0.0.1:{free_port()}/callback"
     demo.register(redirect)
-    settings = dict(
+    settings: ProfileSettings = dict(
         provider="honeywell", base_url=demo.base_url, client_id=CLIENT_ID, redirect_uri=redirect
     )
     token = loopback_login.login_sync("home", **settings)
