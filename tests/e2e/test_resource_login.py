@@ -116,7 +116,8 @@ def test_login_with_only_the_resource_at_a_certified_provider(
     browser_page, camera = page
     returncode, stdout, stderr = _login(protected_api, browser_page, camera, url_catcher)
     assert returncode == 0, stderr
-    assert stdout.startswith("Logged in: profile 'work' (oidc)")
+    # The provider's id_token says who (issue 13's summary).
+    assert stdout.startswith("Logged in as alice: profile 'work' (oidc)"), stdout
     assert f"Registered loopback-login at {resource_provider}/reg" in stderr
 
     config = tomllib.loads((isolated_env / "config.toml").read_text())

@@ -197,7 +197,9 @@ def _log_in(server: Server, redirect: str, page: Any, url_catcher: Catcher) -> d
     camera.shot("final")
     returncode, stdout, stderr = _finish(process)
     assert returncode == 0, stderr
-    assert stdout.startswith("Logged in: profile 'home' (oidc)")
+    # Who logged in, from the id_token: oidc-provider's alice, the toolkit's user id.
+    who = "alice" if server.kind == "oidc-provider" else "1"
+    assert stdout.startswith(f"Logged in as {who}: profile 'home' (oidc)"), stdout
     record = read_record()
     assert record["issuer"] == server.issuer
     assert record["refresh_token"] and record["raw"]["id_token"]
