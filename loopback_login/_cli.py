@@ -539,7 +539,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 class _Version(argparse.Action):
-    """``--version``, read from the installed package's metadata only when asked."""
+    """``--version``."""
 
     def __call__(
         self,
@@ -548,13 +548,9 @@ class _Version(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        from importlib.metadata import PackageNotFoundError, version
+        from . import __version__  # the one source of the version
 
-        try:
-            number = version(PROG)
-        except PackageNotFoundError:
-            number = "unknown"
-        print(f"{PROG} {number}")
+        print(f"{PROG} {__version__}")
         parser.exit(0)
 
 

@@ -182,17 +182,14 @@ async def _fetch(issuer: str) -> Metadata:
 
     import aiohttp
 
-    from ._bind import is_loopback_host
-    from ._http import read_body
+    from ._http import client_session, read_body
 
     host = urlsplit(issuer).hostname or ""
     documents: list[dict[str, Any]] = []
     refused: ProviderError | None = None
     last = "no answer"
     try:
-        async with aiohttp.ClientSession(
-            trust_env=not is_loopback_host(host), timeout=aiohttp.ClientTimeout(total=30)
-        ) as session:
+        async with client_session(issuer) as session:
             for url in metadata_urls(issuer):
                 for _hop in range(_MAX_REDIRECTS + 1):
                     async with session.get(

@@ -39,8 +39,6 @@ from ._store import Store
 #: The table (in ``[profiles.NAME]``) that says the client was registered by us, and where.
 REGISTRATION_TABLE = "dynamic_registration"
 
-_TIMEOUT = aiohttp.ClientTimeout(total=30)
-
 
 class Prepared(NamedTuple):
     """A profile's table and flags once its resource is discovered (and its client registered)."""
@@ -277,8 +275,9 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
 
 
 def _session(url: str) -> aiohttp.ClientSession:
-    host = urlsplit(url).hostname or ""
-    return aiohttp.ClientSession(trust_env=not is_loopback_host(host), timeout=_TIMEOUT)
+    from ._http import client_session
+
+    return client_session(url)
 
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:

@@ -39,6 +39,20 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = _MAX_BODY) ->
     return bytes(body[:limit])
 
 
+def client_session(url: str, timeout: float = DEFAULT_TIMEOUT) -> aiohttp.ClientSession:
+    """The client session for one exchange with a provider or a resource at ``url``.
+
+    The one place these settings live: the system's proxies (``trust_env``)
+    except for a server on this machine, which no proxy should see, and a
+    bounded wait.
+    """
+    host = urlsplit(url).hostname or ""
+    return aiohttp.ClientSession(
+        trust_env=not is_loopback_host(host),
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_TIMEOUT),
+    )
+
+
 async def send(
     request: TokenRequest,
     *,
@@ -59,12 +73,8 @@ async def send(
     Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``), except
     for a provider on this machine.
     """
-    host = urlsplit(request.url).hostname or ""
     started = policy.clock()
-    async with aiohttp.ClientSession(
-        trust_env=not is_loopback_host(host),
-        timeout=aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_TIMEOUT),
-    ) as session:
+    async with client_session(request.url, timeout) as session:
         attempt = 0
         while True:
             attempt += 1

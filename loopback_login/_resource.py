@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ProviderError
+from ._protocol import _clean, _json_object
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -284,16 +285,6 @@ def parse_registration_response(
     )
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _show(value: object, limit: int = 100) -> str:
     """A value from the network, fit for one terminal line."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    text = "".join(ch if ch.isprintable() else " " for ch in text[: limit * 2])
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    return f"'{_clean(value if isinstance(value, str) else json.dumps(value), limit)}'"

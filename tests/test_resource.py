@@ -182,7 +182,8 @@ def test_registration_responses() -> None:
         )
     with pytest.raises(
         ProviderError,
-        match=r"as\.example/register was refused \(HTTP 400, 'invalid_redirect_uri': 'no '\)",
+        # The ESC from the server is shown escaped (as all provider text is), never raw.
+        match=r"as\.example/register was refused \(HTTP 400, 'invalid_redirect_uri': 'no\\x1b'\)",
     ) as caught:
         parse_registration_response(
             endpoint,
