@@ -7,6 +7,7 @@ import json
 import shlex
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -108,6 +109,31 @@ def test_demo_profile_never_takes_a_secret_from_elsewhere() -> None:
             assert "loopback-login demo" in result.stderr.splitlines()[-1]
         # Logging out deletes, never revokes at the dead port.
         assert run_cli("logout", "demo").returncode == 0
+    finally:
+        listener.close()
+    assert listener.received == []
+
+
+def test_a_demo_serve_that_died_leaves_nothing_to_send_to(isolated_env: Path) -> None:
+    """`demo --serve` killed without its cleanup: its demo.json names a process that is gone."""
+    made = run_cli("demo", "--timeout", "30", env={"BROWSER": ""})
+    assert made.returncode == 0, made.stderr
+    base = read_record("demo")["token_url"].rsplit("/oauth2/", 1)[0]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    write_private(
+        isolated_env / "demo.json",
+        json.dumps({"pid": gone.pid, "base_url": base, "client_secret": "demo-secret"}),
+    )
+    port = urlsplit(base).port
+    assert port is not None
+    listener = Listener(port)
+    try:
+        result = run_cli("refresh", "demo")
+        assert result.returncode == 3, result.stderr
+        assert "runs only during `loopback-login demo`" in result.stderr.splitlines()[-1]
+        logout = run_cli("logout", "demo")
+        assert logout.returncode == 0 and "NOT revoked" in logout.stdout
     finally:
         listener.close()
     assert listener.received == []
