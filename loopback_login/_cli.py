@@ -242,6 +242,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         table = tables.get(name, {})
         provider = str(table.get("provider") or "-")
         secret = source(store, name)  # where it comes from, never the secret
+        resource = _resource_column(table, None)  # for rows without a record
         kinds = (
             ("login", store.token_path(name)),
             ("client-credentials", store.client_credentials_path(name)),
@@ -252,7 +253,6 @@ def cmd_status(args: argparse.Namespace) -> int:
                 record = store.read_record(name, path)
                 token = token_from_record(record) if record is not None else None
             except (LoopbackLoginError, ValueError):  # one bad record never hides the others
-                resource = _resource_column(table, None)
                 rows.append(
                     (name, provider, "-", "unreadable", "-", "-", kind, secret, resource, path)
                 )
@@ -276,7 +276,6 @@ def cmd_status(args: argparse.Namespace) -> int:
                 )
             )
         if not listed:
-            resource = _resource_column(table, None)
             rows.append(
                 (name, provider, "-", "not logged in", "-", "-", "-", secret, resource, "-")
             )

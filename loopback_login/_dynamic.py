@@ -20,7 +20,7 @@ import aiohttp
 from ._bind import is_loopback_host
 from ._discovery import Metadata, discover
 from ._errors import ConfigError, ProviderError
-from ._http import read_body
+from ._http import client_session, read_body
 from ._resource import (
     Registration,
     ResourceMetadata,
@@ -110,7 +110,7 @@ async def _reusable(
     try:
         _check_url("registration client URI", uri)
         async with (
-            _session(uri) as session,
+            client_session(uri) as session,
             session.get(
                 uri,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -146,7 +146,7 @@ async def _register(
     body = registration_request(redirect_uri, name=client_name(socket.gethostname()), scope=scope)
     try:
         async with (
-            _session(endpoint) as session,
+            client_session(endpoint) as session,
             session.post(
                 endpoint,
                 json=body,
@@ -238,7 +238,7 @@ def _loopback_redirect_uri() -> str:
 async def find_resource_metadata(resource: str) -> ResourceMetadata:
     """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs."""
     try:
-        async with _session(resource) as session:
+        async with client_session(resource) as session:
             async with session.get(
                 resource, headers={"Accept": "application/json"}, allow_redirects=False
             ) as response:
@@ -272,12 +272,6 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
         f"protected resource discovery: {resource} publishes no metadata (RFC 9728; "
         f"{'; '.join(answers)}); pass --issuer and --client-id instead"
     )
-
-
-def _session(url: str) -> aiohttp.ClientSession:
-    from ._http import client_session
-
-    return client_session(url)
 
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:
