@@ -45,13 +45,13 @@ __all__ = [
 
 _API = [name for name in __all__ if name[0].islower()]
 _ELSEWHERE = {
-    "Token": "._token",
+    "Token": "._tokens.token",
     **dict.fromkeys(_API, "._api"),
     # Using the tokens: aiohttp, httpx or requests, each loaded only when asked for.
-    "session": "._aiohttp_api",
-    "middleware": "._aiohttp_api",
-    "HttpxAuth": "._httpx_api",
-    "RequestsAuth": "._requests_api",
+    "session": "._using.aiohttp_session",
+    "middleware": "._using.aiohttp_session",
+    "HttpxAuth": "._using.httpx_auth",
+    "RequestsAuth": "._using.requests_auth",
 }
 # Every other public name is an exception.
 _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
@@ -59,7 +59,6 @@ _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._aiohttp_api import middleware, session
     from ._api import (
         client_credentials,
         client_credentials_sync,
@@ -86,9 +85,10 @@ if TYPE_CHECKING:
         StateMismatch,
         TokenEndpointError,
     )
-    from ._httpx_api import HttpxAuth
-    from ._requests_api import RequestsAuth
-    from ._token import Token
+    from ._tokens.token import Token
+    from ._using.aiohttp_session import middleware, session
+    from ._using.httpx_auth import HttpxAuth
+    from ._using.requests_auth import RequestsAuth
 
 
 def __getattr__(name: str) -> Any:

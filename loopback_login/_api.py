@@ -12,13 +12,13 @@ import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
 
-from ._flows import fetch_client_credentials, refresh_stored
-from ._profile import Profile
-from ._record import record_skew
-from ._start import LOGIN_TIMEOUT
+from ._login.flow import fetch_client_credentials, refresh_stored
+from ._login.start import LOGIN_TIMEOUT
+from ._profiles.profile import Profile
 from ._store import Store, check_profile_name
 from ._sync import run_sync
-from ._token import Token
+from ._tokens.record import record_skew
+from ._tokens.token import Token
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack for **kwargs is Python 3.12+
@@ -77,7 +77,7 @@ async def login(
         >>> token = await loopback_login.login("home", provider="honeywell", client_id="...",
         ...                                    redirect_uri="http://localhost:8080/callback")
     """
-    from ._flows import login as login_flow
+    from ._login.flow import login as login_flow
 
     store = Store(config_dir)
     resolved = await _resolve(store, profile, settings, register=True)
@@ -160,7 +160,7 @@ async def client_credentials(
 async def _resolve(
     store: Store, profile: str, settings: ProfileSettings, *, register: bool = False
 ) -> Profile:
-    from ._flows import resolve
+    from ._login.flow import resolve
     from ._ui import default_reporter
 
     name = check_profile_name(profile)

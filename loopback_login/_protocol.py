@@ -29,13 +29,13 @@ from ._errors import (
     StateMismatch,
     TokenEndpointError,
 )
-from ._record import MAX_LIFETIME, is_token_value
+from ._tokens.record import MAX_LIFETIME, is_token_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
-    from ._token import Token
+    from ._tokens.token import Token
 
     TokenBytes = Callable[[int], bytes]
 
@@ -426,7 +426,7 @@ def parse_token_response(
     ``now + expires_in`` by the local clock, since the provider's ``issued_at``
     (Apigee, milliseconds) is by a clock we do not share; it stays in ``raw``.
     """
-    from ._token import Token
+    from ._tokens.token import Token
 
     if not 200 <= status < 300:
         raise parse_error_response(status, reason, content_type, body)
@@ -499,7 +499,7 @@ def check_id_token(
     ``iss`` (when the issuer is known), ``aud`` and ``azp``, ``exp``, and the
     ``nonce`` this login sent (a replayed id_token carries another).
     """
-    from ._record import jwt_claims
+    from ._tokens.record import jwt_claims
 
     claims = jwt_claims(id_token)
     if claims is None:

@@ -17,14 +17,14 @@ import stat
 import sys
 
 from ._errors import ConfigError, LoginRequired, LoginTimeout
-from ._record import record_skew
+from ._tokens.record import record_skew
 
 TYPE_CHECKING = False  # `token` reads through here: typing only for the type checker
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
     from typing import Any
 
-    from ._token import Token
+    from ._tokens.token import Token
 
 CONFIG_DIR_ENV = "LOOPBACK_LOGIN_CONFIG_DIR"
 APP_NAME = "loopback-login"
@@ -279,7 +279,7 @@ class Store:
 
     def load_token(self, name: str, path: str | None = None) -> tuple[Token, dict[str, Any]]:
         """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
-        from ._token import token_from_record
+        from ._tokens.token import token_from_record
 
         record = self.require_record(name, path)
         try:

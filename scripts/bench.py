@@ -481,8 +481,8 @@ def api_bench(rounds: int) -> dict[str, object]:
     import threading
 
     from loopback_login._demo import DemoClient, DemoProvider, RunningDemo, ScriptedBrowser
-    from loopback_login._flows import login
-    from loopback_login._profile import resolve_profile
+    from loopback_login._login.flow import login
+    from loopback_login._profiles.profile import resolve_profile
     from loopback_login._store import Store
     from loopback_login._ui import Terminal
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from loopback_login._record import jwt_claims
+from loopback_login._tokens.record import jwt_claims
 
 # A $BROWSER that follows the redirects, as a browser does when consent is automatic.
 FOLLOWING_BROWSER = {

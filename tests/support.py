@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
-from loopback_login._retry import RetryPolicy
+from loopback_login._http.retry import RetryPolicy
 
 TESTS = Path(__file__).parent
 # The console script installed with the package, as a user runs it.

@@ -92,7 +92,7 @@ def test_unknown_settings_in_python_are_refused() -> None:
 
 def test_the_settings_are_the_profile_keys() -> None:
     from loopback_login._api import ProfileSettings
-    from loopback_login._profile import PROFILE_KEYS
+    from loopback_login._profiles.profile import PROFILE_KEYS
 
     assert set(ProfileSettings.__annotations__) == PROFILE_KEYS
 

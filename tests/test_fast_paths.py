@@ -43,19 +43,22 @@ TOKEN_PATH = {
     "loopback_login",
     "loopback_login._cli",
     "loopback_login._errors",
-    "loopback_login._record",
+    "loopback_login._tokens",
+    "loopback_login._tokens.record",
     "loopback_login._store",
     "loopback_login._text",
 }
 BROWSER_PATH = TOKEN_PATH | {
-    "loopback_login._bind",
-    "loopback_login._browser",
-    "loopback_login._profile",
+    "loopback_login._login",
+    "loopback_login._login.bind",
+    "loopback_login._login.browser",
+    "loopback_login._profiles",
+    "loopback_login._profiles.profile",
     "loopback_login._protocol",
-    "loopback_login._providers",
+    "loopback_login._profiles.providers",
     # Stdlib only; it imports keyring only when it must look for a kept secret.
-    "loopback_login._secrets",
-    "loopback_login._start",
+    "loopback_login._profiles.secrets",
+    "loopback_login._login.start",
     "loopback_login._ui",
 }
 
@@ -116,7 +119,7 @@ def test_token_imports_nothing_heavy(tmp_path: Path) -> None:
     )
     assert result.stdout == "tok\n", result.stderr
     imported = set(_imported(result.stderr))
-    assert "loopback_login._record" in imported  # the probe does see our imports
+    assert "loopback_login._tokens.record" in imported  # the probe does see our imports
     ours = {name for name in imported if name.startswith("loopback_login")}
     assert ours == TOKEN_PATH
     heavy = {name for name in imported if name.split(".")[0] in HEAVY_FOR_TOKEN}
@@ -158,7 +161,7 @@ def test_login_opens_the_browser_before_anything_heavy(tmp_path: Path) -> None:
         finally:
             process.kill()
     imported = set(_imported("".join(before)))
-    assert "loopback_login._start" in imported  # the probe does see our imports
+    assert "loopback_login._login.start" in imported  # the probe does see our imports
     ours = {name for name in imported if name.startswith("loopback_login")}
     assert ours == BROWSER_PATH
     heavy = {name for name in imported if name.split(".")[0] in HEAVY}

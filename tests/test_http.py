@@ -13,8 +13,8 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from loopback_login._errors import InvalidIdToken
-from loopback_login._flows import refresh_stored
-from loopback_login._http import send
+from loopback_login._http.client import send
+from loopback_login._login.flow import refresh_stored
 from loopback_login._protocol import ClientAuth, refresh_grant, token_request
 from loopback_login._store import Store
 

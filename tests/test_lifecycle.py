@@ -29,7 +29,7 @@ from support import (
 
 import loopback_login
 from loopback_login._errors import TokenEndpointError
-from loopback_login._flows import refresh_stored
+from loopback_login._login.flow import refresh_stored
 from loopback_login._store import Store
 
 

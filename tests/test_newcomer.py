@@ -12,7 +12,7 @@ import pytest
 from support import CLIENT_ID, DemoServer, free_port, run_cli, write_private
 
 from loopback_login._cli import _summary, _who
-from loopback_login._token import token_from_record
+from loopback_login._tokens.token import token_from_record
 
 HOME_TABLE = (
     '[profiles.home]\nprovider = "honeywell"\nclient_id = "abc"\n'

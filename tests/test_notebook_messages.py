@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from loopback_login._demo import DemoClient, DemoProvider, RunningDemo, ScriptedBrowser
 from loopback_login._errors import LoginTimeout, ProviderError
-from loopback_login._flows import login
-from loopback_login._profile import resolve_profile
+from loopback_login._login.flow import login
+from loopback_login._profiles.profile import resolve_profile
 from loopback_login._store import Store
 from loopback_login._ui import Notebook
 

@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from loopback_login._discovery import discover, metadata_urls, parse_metadata
 from loopback_login._errors import ConfigError, InvalidIdToken, ProviderError
-from loopback_login._profile import resolve_profile
+from loopback_login._profiles.discovery import discover, metadata_urls, parse_metadata
+from loopback_login._profiles.profile import resolve_profile
 from loopback_login._protocol import ClientAuth, authorize_request, check_id_token
-from loopback_login._record import jwt_claims
 from loopback_login._store import Store
+from loopback_login._tokens.record import jwt_claims
 
 ISSUER = "https://idp.example"
 

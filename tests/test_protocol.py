@@ -34,7 +34,7 @@ from loopback_login._protocol import (
     s256_challenge,
     token_request,
 )
-from loopback_login._token import Token
+from loopback_login._tokens.token import Token
 
 # --- test vectors -------------------------------------------------------------
 

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from support import free_port
 
-from loopback_login._bind import bind, loopback_target
 from loopback_login._errors import AuthorizationDenied, ConfigError, PortInUse, TokenEndpointError
-from loopback_login._receiver import Receiver
+from loopback_login._login.bind import bind, loopback_target
+from loopback_login._login.receiver import Receiver
 
 STATE = "the-state-0123456789abcdefghijklmnopqrstuvw"
 

@@ -19,8 +19,7 @@ from resource_apps import FOLLOWING_BROWSER, ProtectedApi, Served
 from support import expire, read_record, run_cli, token_path
 
 from loopback_login._errors import ConfigError, ProviderError
-from loopback_login._protocol import authorization_code_grant, authorize_request, refresh_grant
-from loopback_login._resource import (
+from loopback_login._profiles.resource import (
     ResourceMetadata,
     challenge_scope,
     choose_authorization_server,
@@ -33,6 +32,7 @@ from loopback_login._resource import (
     resource_metadata_url,
     well_known_urls,
 )
+from loopback_login._protocol import authorization_code_grant, authorize_request, refresh_grant
 
 # --- pure -------------------------------------------------------------------------
 

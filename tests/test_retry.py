@@ -10,9 +10,8 @@ import pytest
 from support import FakeTime, free_port
 
 from loopback_login._errors import NetworkError
-from loopback_login._http import send
-from loopback_login._protocol import ClientAuth, refresh_grant, token_request
-from loopback_login._retry import (
+from loopback_login._http.client import send
+from loopback_login._http.retry import (
     DEFAULT_RETRY,
     NO_RETRY,
     RETRY_STATUSES,
@@ -20,6 +19,7 @@ from loopback_login._retry import (
     backoff,
     retry_after_seconds,
 )
+from loopback_login._protocol import ClientAuth, refresh_grant, token_request
 
 
 def _longest(low: float, high: float) -> float:

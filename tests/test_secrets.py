@@ -295,7 +295,7 @@ def test_token_fast_path_never_imports_keyring(tmp_path: Path) -> None:
         name
         for name in imported
         if name.split(".")[0] in ("keyring", "secretstorage", "jeepney", "jaraco")
-        or name in ("loopback_login._secrets", "getpass")
+        or name in ("loopback_login._profiles.secrets", "getpass")
     }
 
 

@@ -26,9 +26,9 @@ from support import (
     token_path,
 )
 
-from loopback_login._discovery import discover
 from loopback_login._errors import ConfigError, IssuerMismatch, ProviderError
-from loopback_login._profile import resolve_profile
+from loopback_login._profiles.discovery import discover
+from loopback_login._profiles.profile import resolve_profile
 from loopback_login._protocol import (
     ClientAuth,
     missing_scopes,
@@ -418,7 +418,7 @@ async def test_logout_finds_a_revocation_endpoint_the_saved_record_lacks(
     metadata_host: tuple[str, Documents],
 ) -> None:
     """Tokens saved when only the OIDC document was read are still revoked at logout."""
-    from loopback_login._flows import logout
+    from loopback_login._login.flow import logout
     from loopback_login._store import Store
 
     origin, documents = metadata_host

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loopback_login._browser import browser_command, is_wsl, no_browser_reason, wsl_command
+from loopback_login._login.browser import browser_command, is_wsl, no_browser_reason, wsl_command
 from loopback_login._ui import Terminal
 
 

@@ -33,10 +33,10 @@ from support import (
 )
 
 import loopback_login
-from loopback_login._call import parse_field, parse_header, parse_method
 from loopback_login._demo import SAMPLE_LOCATIONS
-from loopback_login._profile import resolve_profile
-from loopback_login._target import ApiTarget, origin_of, should_retry, target_from_record
+from loopback_login._profiles.profile import resolve_profile
+from loopback_login._using.call import parse_field, parse_header, parse_method
+from loopback_login._using.target import ApiTarget, origin_of, should_retry, target_from_record
 
 
 class Recorder:
@@ -614,7 +614,7 @@ def test_the_package_imports_no_http_client_until_asked() -> None:
     code = (
         "import sys, loopback_login\n"
         "loopback_login.get_token_sync\n"
-        "print(sorted(m for m in ('httpx', 'requests', 'loopback_login._target') if m in sys.modules))"
+        "print(sorted(m for m in ('httpx', 'requests', 'loopback_login._using.target') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=NEUTRAL_CWD, check=True
@@ -645,7 +645,7 @@ def test_api_with_a_valid_token_imports_neither_aiohttp_nor_asyncio(
     )
     assert result.returncode == 0 and json.loads(result.stdout) == SAMPLE_LOCATIONS
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
-    assert "loopback_login._target" in imported  # the probe does see our imports
+    assert "loopback_login._using.target" in imported  # the probe does see our imports
     assert {name.split(".")[0] for name in imported} & {
         "aiohttp",
         "asyncio",

@@ -18,7 +18,7 @@ import pytest
 from resource_apps import ProtectedApi, Served
 from support import expire, read_record, run_cli, start_cli, token_path
 
-from loopback_login._record import jwt_claims
+from loopback_login._tokens.record import jwt_claims
 
 Catcher = tuple[dict[str, str], Callable[[], str]]
 Camera = Any  # conftest's: screenshots in tests/e2e/artifacts

@@ -289,7 +289,7 @@ def test_discovery_follows_no_redirect_to_another_origin(hostile: Hostile, where
 
 
 def test_discovery_never_downgrades_https() -> None:
-    from loopback_login._discovery import redirect_allowed
+    from loopback_login._profiles.discovery import redirect_allowed
 
     assert redirect_allowed("https://idp.example/.well-known/x", "https://idp.example/other")
     assert redirect_allowed("https://idp.example/a", "/b")

@@ -29,10 +29,10 @@ from support import (
     needs_second_user,
 )
 
-from loopback_login._bind import Listener, bind, loopback_target
 from loopback_login._demo import play_browser
-from loopback_login._peer import Owner, parse_table, peer_owner
-from loopback_login._receiver import Receiver
+from loopback_login._login.bind import Listener, bind, loopback_target
+from loopback_login._login.peer import Owner, parse_table, peer_owner
+from loopback_login._login.receiver import Receiver
 
 STATE = "c3RvbGVuLWZyb20tcHJvYy1jbWRsaW5lLTAxMjM0NTY3ODk"
 

@@ -20,7 +20,7 @@ from loopback_login._protocol import (
     parse_pasted,
     parse_token_response,
 )
-from loopback_login._token import Token, record_from_token, token_from_record
+from loopback_login._tokens.token import Token, record_from_token, token_from_record
 
 STATE = "s" * 43
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

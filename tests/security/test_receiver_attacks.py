@@ -9,9 +9,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from loopback_login._bind import Listener, bind, loopback_target
 from loopback_login._errors import AuthorizationError, IssuerMismatch
-from loopback_login._receiver import Receiver
+from loopback_login._login.bind import Listener, bind, loopback_target
+from loopback_login._login.receiver import Receiver
 
 STATE = "Zm9yLXRoaXMtbG9naW4tb25seS0wMTIzNDU2Nzg5YWJj"
 ISSUER = "https://idp.example"

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from support import CLIENT_SECRET, read_record, run_cli, token_path, write_private
 
-from loopback_login import _browser
+from loopback_login._login import browser as _browser
 
 # Every character PowerShell takes as a quote: ' and U+2018 to U+201B (single),
 # " and U+201C to U+201E (double), and its escape character, the backtick.

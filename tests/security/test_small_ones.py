@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from support import run_cli, token_path, write_private
 
-from loopback_login._bind import bind, loopback_target
-from loopback_login._receiver import Receiver
+from loopback_login._login.bind import bind, loopback_target
+from loopback_login._login.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = "c21hbGwtb25lcy0wMTIzNDU2Nzg5YWJjZGVmZ2hpams"

@@ -11,19 +11,19 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
-from ._bind import is_loopback_host
-from ._errors import ConfigError
-from ._protocol import RESERVED_AUTHORIZE_PARAMS, ClientAuth
-from ._providers import preset
-from ._record import DEFAULT_SKEW
-from ._secrets import SECRET_ENV as SECRET_ENV  # its owner is _secrets
-from ._secrets import missing_message
-from ._store import check_profile_name
+from .._errors import ConfigError
+from .._login.bind import is_loopback_host
+from .._protocol import RESERVED_AUTHORIZE_PARAMS, ClientAuth
+from .._store import check_profile_name
+from .._tokens.record import DEFAULT_SKEW
+from .providers import preset
+from .secrets import SECRET_ENV as SECRET_ENV  # its owner is _secrets
+from .secrets import missing_message
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._discovery import Metadata
+    from .discovery import Metadata
 
 #: Keys of a ``[profiles.NAME]`` table; the flags have the same names.
 PROFILE_KEYS = frozenset(

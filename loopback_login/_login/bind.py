@@ -13,7 +13,7 @@ import sys
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from ._errors import ConfigError, PortInUse
+from .._errors import ConfigError, PortInUse
 
 _BACKLOG = 64
 _ANY_PORT_TRIES = 8

@@ -15,8 +15,8 @@ except ImportError:  # pragma: no cover -- tested in a subprocess without httpx
         "loopback_login.HttpxAuth needs httpx: pip install 'loopback-login[httpx]'"
     ) from None
 
-from ._auth import ApiAuth
-from ._token import Token
+from .._tokens.token import Token
+from .auth import ApiAuth
 
 
 class HttpxAuth(httpx.Auth):

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ._bind import Listener
-from ._browser import is_wsl
-from ._errors import InvalidCallback, LoopbackLoginError
-from ._peer import peer_owner, read_tables
-from ._protocol import parse_callback
+from .._errors import InvalidCallback, LoopbackLoginError
+from .._protocol import parse_callback
+from .bind import Listener
+from .browser import is_wsl
+from .peer import peer_owner, read_tables
 
 if TYPE_CHECKING:
-    from ._peer import Tables
+    from .peer import Tables
 
 #: Open connections another user (each uid; the unknown alike) may hold at once.
 MAX_CONNECTIONS_PER_CLIENT = 64

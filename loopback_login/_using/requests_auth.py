@@ -16,8 +16,8 @@ except ImportError:  # pragma: no cover -- tested in a subprocess without reques
         "loopback_login.RequestsAuth needs requests: pip install 'loopback-login[requests]'"
     ) from None
 
-from ._auth import ApiAuth
-from ._token import Token
+from .._tokens.token import Token
+from .auth import ApiAuth
 
 
 class RequestsAuth(AuthBase):

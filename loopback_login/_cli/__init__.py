@@ -16,9 +16,9 @@ import os
 import sys
 import time
 
-from ._errors import ConfigError, LoginRequired, LoopbackLoginError
-from ._store import Store, check_profile_name
-from ._text import shown
+from .._errors import ConfigError, LoginRequired, LoopbackLoginError
+from .._store import Store, check_profile_name
+from .._text import shown
 
 # `token` must start fast: the typing machinery is for the type checker only.
 TYPE_CHECKING = False
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
-    from ._profile import Profile
-    from ._token import Token
+    from .._profiles.profile import Profile
+    from .._tokens.token import Token
 
 PROG = "loopback-login"
 
@@ -106,8 +106,8 @@ def _warn_secret_flag(args: argparse.Namespace) -> None:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from ._start import check_login, start_login
-    from ._ui import Terminal
+    from .._login.start import check_login, start_login
+    from .._ui import Terminal
 
     store = Store()
     profile = _resolve(args, store, register=True)
@@ -123,7 +123,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         reporter=reporter,
     )
     with started:
-        from ._flows import finish_login
+        from .._login.flow import finish_login
 
         token = _run(
             finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
@@ -134,7 +134,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from ._record import expiring, is_token_value, record_skew
+    from .._tokens.record import expiring, is_token_value, record_skew
 
     store = Store()
     name = check_profile_name(args.profile)
@@ -149,7 +149,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         # The common case, kept light: one file read, nothing else imported.
         _print_token(access_token, str(record.get("token_type") or "Bearer"), record, args)
         return 0
-    from ._flows import refresh_stored
+    from .._login.flow import refresh_stored
 
     token = _run(refresh_stored(store, name, client_secret=args.client_secret))
     _print_token(token.access_token, token.token_type, store.require_record(name), args)
@@ -157,7 +157,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from ._flows import refresh_stored
+    from .._login.flow import refresh_stored
 
     store = Store()
     name = check_profile_name(args.profile)
@@ -172,7 +172,7 @@ def cmd_client_credentials(args: argparse.Namespace) -> int:
     store = Store()
     profile = _resolve(args, store)
     _accept(args, store, profile)
-    from ._flows import fetch_client_credentials
+    from .._login.flow import fetch_client_credentials
 
     token = _run(fetch_client_credentials(profile, store))
     record = store.read_record(profile.name, store.client_credentials_path(profile.name)) or {}
@@ -181,7 +181,14 @@ def cmd_client_credentials(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from ._call import ApiRequest, call_api, parse_field, parse_header, parse_method, read_input
+    from .._using.call import (
+        ApiRequest,
+        call_api,
+        parse_field,
+        parse_header,
+        parse_method,
+        read_input,
+    )
 
     name = check_profile_name(args.profile)
     fields = [parse_field(text, typed=False) for text in args.raw_field]
@@ -207,8 +214,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ._record import jwt_claims
-    from ._token import token_from_record
+    from .._tokens.record import jwt_claims
+    from .._tokens.token import token_from_record
 
     store = Store()
     if args.profile is not None:
@@ -221,7 +228,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
-    from ._secrets import source
+    from .._profiles.secrets import source
 
     rows = [
         (
@@ -284,7 +291,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    from ._flows import logout
+    from .._login.flow import logout
 
     store = Store()
     name = check_profile_name(args.profile)
@@ -305,7 +312,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
             if entry.still_valid:
                 print(f"  They stay valid at the provider: {entry.still_valid}.")
     if args.forget:
-        from . import _secrets
+        from .._profiles import secrets as _secrets
 
         forgotten = [
             what
@@ -325,7 +332,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
-    from ._providers import PRESET_NAMES, preset
+    from .._profiles.providers import PRESET_NAMES, preset
 
     rows = [("NAME", "PROVIDER", "AUTHORIZE URL", "TOKEN URL", "CLIENT CREDENTIALS URL")]
     for name in PRESET_NAMES:
@@ -345,10 +352,10 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .._demo import run_demo
 
     store = Store()
-    from ._ui import Terminal
+    from .._ui import Terminal
 
     serving = False
 
@@ -383,7 +390,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _given_profile_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The profile flags the user typed (in config-file form: the flags are named as the keys)."""
-    from ._profile import PROFILE_KEYS
+    from .._profiles.profile import PROFILE_KEYS
 
     flags = {key: getattr(args, key) for key in PROFILE_KEYS if getattr(args, key) is not None}
     params = dict(flags.pop("authorize_params", None) or {})
@@ -406,14 +413,14 @@ def _accept(args: argparse.Namespace, store: Store, profile: Profile) -> None:
 
 
 def _resolve(args: argparse.Namespace, store: Store, *, register: bool = False) -> Profile:
-    from . import _secrets
-    from ._profile import issuer_of, resource_of
+    from .._profiles import secrets as _secrets
+    from .._profiles.profile import issuer_of, resource_of
 
     name = check_profile_name(args.profile)
     store.check_case(name)
     table, flags = store.profile_table(name), _given_profile_flags(args)
     if resource_of(table, flags) is not None or issuer_of(table, flags) is not None:
-        from ._flows import resolve
+        from .._login.flow import resolve
 
         return _run(  # type: ignore[no-any-return]
             resolve(store, name, flags, register=register, say=_progress)
@@ -492,7 +499,7 @@ def _duration(seconds: float) -> str:
 
 def _who(token: Token) -> str:
     """`` as NAME`` when the provider's id_token says who logged in (OIDC Core §5.1)."""
-    from ._record import jwt_claims
+    from .._tokens.record import jwt_claims
 
     claims = jwt_claims(token.raw.get("id_token")) or {}
     for claim in ("preferred_username", "email", "sub"):
@@ -516,12 +523,12 @@ def _print_token(
     access_token: str, token_type: str, record: dict[str, Any], args: argparse.Namespace
 ) -> None:
     """Print the access token alone, as a header (``--header``), or the record (``--json``)."""
-    from ._record import authorization
+    from .._tokens.record import authorization
 
     if args.json:
         import json
 
-        from ._record import public_record
+        from .._tokens.record import public_record
 
         print(json.dumps(public_record(record), indent=2))
     elif args.header:
@@ -547,7 +554,7 @@ class _Version(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        from . import __version__  # the one source of the version
+        from .. import __version__  # the one source of the version
 
         print(f"{PROG} {__version__}")
         parser.exit(0)
@@ -673,7 +680,7 @@ def _token_shape(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _timeout_flag(parser: argparse.ArgumentParser) -> None:
-    from ._start import LOGIN_TIMEOUT
+    from .._login.start import LOGIN_TIMEOUT
 
     parser.add_argument(
         "--timeout",

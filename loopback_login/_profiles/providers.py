@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 HONEYWELL_BASE_URL = "https://api.honeywellhome.com"
 

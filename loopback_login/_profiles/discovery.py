@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from ._errors import ProviderError
-from ._protocol import _clean
+from .._errors import ProviderError
+from .._protocol import _clean
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from ._store import Store
+    from .._store import Store
 
 CACHE_SECONDS = 24 * 3600
 
@@ -182,7 +182,7 @@ async def _fetch(issuer: str) -> Metadata:
 
     import aiohttp
 
-    from ._http import client_session, read_body
+    from .._http.client import client_session, read_body
 
     host = urlsplit(issuer).hostname or ""
     documents: list[dict[str, Any]] = []

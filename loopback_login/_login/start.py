@@ -11,10 +11,10 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._bind import Listener, LoopbackTarget, bind, loopback_target
-from ._browser import no_browser_reason, open_browser
-from ._errors import ConfigError, PortInUse
-from ._protocol import AuthorizeRequest, authorize_request
+from .._errors import ConfigError, PortInUse
+from .._protocol import AuthorizeRequest, authorize_request
+from .bind import Listener, LoopbackTarget, bind, loopback_target
+from .browser import no_browser_reason, open_browser
 
 #: How long a login waits for the browser (or the pasted address) by default, in seconds.
 LOGIN_TIMEOUT = 300.0
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Protocol
 
-    from ._profile import Profile
-    from ._ui import Reporter
+    from .._profiles.profile import Profile
+    from .._ui import Reporter
 
     Say = Callable[[str], None]
 

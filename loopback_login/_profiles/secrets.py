@@ -22,16 +22,16 @@ import functools
 import os
 import sys
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from ._discovery import Metadata
-    from ._profile import Profile
-    from ._store import Store
+    from .._store import Store
+    from .discovery import Metadata
+    from .profile import Profile
 
 SERVICE = "loopback-login"
 SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
@@ -122,7 +122,7 @@ def resolve(
     any browser opens; otherwise the :class:`MissingSecret` configuration error
     (exit 2) names the flag and the environment variable.
     """
-    from ._profile import MissingSecret, resolve_profile
+    from .profile import MissingSecret, resolve_profile
 
     given = flags.get("client_secret") or None
     secret, _source = choose(store, name, given if isinstance(given, str) else None)
@@ -202,7 +202,7 @@ def where(store: Store, name: str) -> str:
 
 def interactive() -> bool:
     """Can the person be asked (a terminal on stdin, or a notebook)?"""
-    from ._ui import in_notebook
+    from .._ui import in_notebook
 
     if in_notebook():
         return True
@@ -216,7 +216,7 @@ def ask(name: str) -> str:
     """Ask for the profile's secret without echo (a password box in a notebook)."""
     import getpass
 
-    from ._ui import in_notebook
+    from .._ui import in_notebook
 
     prompt = f"Client secret for profile {name!r} (not shown; kept after this login): "
     try:

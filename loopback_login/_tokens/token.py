@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._record import (
+from .record import (
     DEFAULT_SKEW,
     RECORD_SETTINGS,
     authorization,

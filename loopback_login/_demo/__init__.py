@@ -48,9 +48,9 @@ from aiohttp import web
 if TYPE_CHECKING:
     from ssl import SSLContext
 
-    from ._store import Store
-    from ._token import Token
-    from ._ui import Reporter
+    from .._store import Store
+    from .._tokens.token import Token
+    from .._ui import Reporter
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"
@@ -640,9 +640,9 @@ async def run_demo(
     With ``serve``, it is called with the token once logged in, and the provider
     keeps running until the task is cancelled (Ctrl-C).
     """
-    from ._flows import login
-    from ._profile import resolve_profile
-    from ._start import SystemBrowser
+    from .._login.flow import login
+    from .._login.start import SystemBrowser
+    from .._profiles.profile import resolve_profile
 
     _refuse_to_replace(store)
     secret = secrets.token_urlsafe(24)  # a fresh demo app each run: nothing to leak
@@ -718,8 +718,8 @@ async def run_demo(
 
 def _refuse_to_replace(store: Store) -> None:
     """The demo logs in as profile ``demo``: never over one it did not make."""
-    from ._errors import ConfigError, LoginRequired
-    from ._record import DEMO_PROFILE, made_by_demo
+    from .._errors import ConfigError, LoginRequired
+    from .._tokens.record import DEMO_PROFILE, made_by_demo
 
     try:
         record = store.read_record(DEMO_PROFILE)
@@ -739,7 +739,7 @@ def _refuse_to_replace(store: Store) -> None:
 
 async def _call_api(store: Store, progress: Callable[[str], None]) -> None:
     """The new token at work, as a user would call the API: through :func:`session`."""
-    from ._aiohttp_api import session
+    from .._using.aiohttp_session import session
 
     async with session("demo", config_dir=store.root) as api, api.get("v2/locations") as response:
         locations = await response.json() if response.status == 200 else []

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import secrets
 
-from ._errors import ProviderError, TokenEndpointError
-from ._protocol import authorization_code_grant, parse_error_response, token_request
+from .._errors import ProviderError, TokenEndpointError
+from .._protocol import authorization_code_grant, parse_error_response, token_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._profile import Profile
+    from .._profiles.profile import Profile
 
 
 class ClientRefused(ProviderError):
@@ -49,8 +49,8 @@ def refusal_message(profile: Profile, status: int, error: TokenEndpointError | N
 
 async def check_client(profile: Profile, redirect_uri: str, code_verifier: str | None) -> None:
     """Raise :class:`ClientRefused` when the token endpoint refuses the client; else return."""
-    from ._errors import LoopbackLoginError
-    from ._http import send
+    from .._errors import LoopbackLoginError
+    from .._http.client import send
 
     probe = token_request(
         profile.token_url,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-from ._record import record_skew
-from ._store import Store, check_profile_name
-from ._target import ApiTarget, should_retry, target_from_record
-from ._token import Token
+from .._store import Store, check_profile_name
+from .._tokens.record import record_skew
+from .._tokens.token import Token
+from .target import ApiTarget, should_retry, target_from_record
 
 #: Seconds a valid token is used before its file is looked at again.
 RECHECK = 1.0
@@ -63,7 +63,7 @@ class ApiAuth:
         if token is not None:
             return token
         # Imported here: a valid token needs no event loop (`loopback-login api` starts fast).
-        from ._flows import refresh_stored
+        from .._login.flow import refresh_stored
 
         return await refresh_stored(self._store, self.profile, client_secret=self._client_secret)
 
@@ -71,7 +71,7 @@ class ApiAuth:
         token = self._recent()
         if token is not None:
             return token
-        from ._sync import run_sync
+        from .._sync import run_sync
 
         return run_sync(self.token())
 
@@ -81,7 +81,7 @@ class ApiAuth:
         Refreshed unless another request (task, thread or process) already has:
         many requests refused at once make one refresh.
         """
-        from ._flows import refresh_stored
+        from .._login.flow import refresh_stored
 
         return await refresh_stored(
             self._store,
@@ -91,7 +91,7 @@ class ApiAuth:
         )
 
     def after_401_sync(self, rejected: Token) -> Token:
-        from ._sync import run_sync
+        from .._sync import run_sync
 
         return run_sync(self.after_401(rejected))
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._errors import ConfigError
-from ._providers import api_key_query
-from ._record import authorization
+from .._errors import ConfigError
+from .._profiles.providers import api_key_query
+from .._tokens.record import authorization
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

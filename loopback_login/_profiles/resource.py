@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from ._errors import ProviderError
-from ._protocol import _clean, _json_object
+from .._errors import ProviderError
+from .._protocol import _clean, _json_object
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._bind import is_loopback_host
-from ._errors import NetworkError
-from ._protocol import TokenRequest
-from ._retry import NO_RETRY, RETRY_STATUSES, RetryPolicy, backoff, retry_after_seconds
+from .._errors import NetworkError
+from .._login.bind import is_loopback_host
+from .._protocol import TokenRequest
+from .retry import NO_RETRY, RETRY_STATUSES, RetryPolicy, backoff, retry_after_seconds
 
 DEFAULT_TIMEOUT = 30.0
 _CONNECT_TIMEOUT = 10.0

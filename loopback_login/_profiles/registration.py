@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._bind import is_loopback_host
-from ._discovery import Metadata, discover
-from ._errors import ConfigError, ProviderError
-from ._http import client_session, read_body
-from ._resource import (
+from .._errors import ConfigError, ProviderError
+from .._http.client import client_session, read_body
+from .._login.bind import is_loopback_host
+from .._store import Store
+from .discovery import Metadata, discover
+from .resource import (
     Registration,
     ResourceMetadata,
     challenge_scope,
@@ -34,7 +35,6 @@ from ._resource import (
     resource_metadata_url,
     well_known_urls,
 )
-from ._store import Store
 
 #: The table (in ``[profiles.NAME]``) that says the client was registered by us, and where.
 REGISTRATION_TABLE = "dynamic_registration"
@@ -207,7 +207,7 @@ def keep_registration_secrets(
     token (RFC 7592) in the profile's table of the 0600 ``config.toml``. ``None``
     removes what an earlier registration left.
     """
-    from . import _secrets
+    from . import secrets as _secrets
 
     if client_secret is not None:
         _secrets.keep(store, name, client_secret)

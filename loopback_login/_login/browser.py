@@ -59,7 +59,7 @@ _URL_SAFE = ":/?#[]@!$&()*+,;=-._~%"
 
 def child_environment() -> dict[str, str]:
     """Our environment without the secrets we read from it, for the programs we start."""
-    from ._profile import SECRET_ENVS
+    from .._profiles.profile import SECRET_ENVS
 
     return {key: value for key, value in os.environ.items() if key not in SECRET_ENVS}
 

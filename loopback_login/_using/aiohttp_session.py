@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from ._auth import ApiAuth
-from ._token import Token
+from .._tokens.token import Token
+from .auth import ApiAuth
 
 
 class _ApiMiddleware:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from ._auth import ApiAuth
-from ._bind import is_loopback_host
-from ._errors import ConfigError, LoginRequired, NetworkError, ProviderError
-from ._protocol import _clean
+from .._errors import ConfigError, LoginRequired, NetworkError, ProviderError
+from .._login.bind import is_loopback_host
+from .._protocol import _clean
+from .auth import ApiAuth
 
 _JSON = "application/json"
 # RFC 8259 §6: what -F reads as a number (not Python's "1_000", " 1 " or "nan").

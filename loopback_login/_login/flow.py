@@ -15,8 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
-from ._bind import Listener
-from ._errors import (
+from .._errors import (
     ConfigError,
     InvalidCallback,
     LoginRequired,
@@ -26,8 +25,9 @@ from ._errors import (
     ProviderError,
     TokenEndpointError,
 )
-from ._profile import Profile
-from ._protocol import (
+from .._http.retry import DEFAULT_RETRY, RetryPolicy
+from .._profiles.profile import Profile
+from .._protocol import (
     AuthorizeRequest,
     ClientAuth,
     TokenRequest,
@@ -42,16 +42,16 @@ from ._protocol import (
     revocation_request,
     token_request,
 )
-from ._record import made_by_demo, record_skew, still_valid
-from ._retry import DEFAULT_RETRY, RetryPolicy
-from ._start import LOGIN_TIMEOUT, Started, start_login
-from ._store import Store
-from ._token import Token, record_from_token
-from ._ui import Reporter, default_reporter
+from .._store import Store
+from .._tokens.record import made_by_demo, record_skew, still_valid
+from .._tokens.token import Token, record_from_token
+from .._ui import Reporter, default_reporter
+from .bind import Listener
+from .start import LOGIN_TIMEOUT, Started, start_login
 
 if TYPE_CHECKING:
-    from ._receiver import Receiver
-    from ._start import Browser
+    from .receiver import Receiver
+    from .start import Browser
 
 T = TypeVar("T")
 
@@ -147,7 +147,7 @@ async def finish_login(
                         _pasted_code(profile, started.request, reporter, timeout), check
                     )
                 except ProviderError as exc:
-                    from ._client_check import ClientRefused
+                    from .client_check import ClientRefused
 
                     if isinstance(exc, ClientRefused):
                         reporter.say("")  # end the unanswered prompt's line
@@ -170,7 +170,7 @@ async def finish_login(
         and not made_by_demo(profile.name, {"provider": profile.provider})
     ):
         # The secret this login used is kept for the profile's later logins and refreshes.
-        from ._secrets import keep
+        from .._profiles.secrets import keep
 
         said = keep(store, profile.name, profile.client_secret)
         if said:
@@ -183,7 +183,7 @@ def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> 
     missing = missing_scopes(profile.scope, token.scope)
     if not missing:
         return
-    from ._protocol import _clean
+    from .._protocol import _clean
 
     line = (
         f"loopback-login: warning: the provider did not grant {' '.join(missing)} "
@@ -202,7 +202,7 @@ def _client_check(profile: Profile, request: AuthorizeRequest) -> asyncio.Task[N
     """Start checking the client at the token endpoint (see _client_check), unless turned off."""
     if not profile.client_check:
         return None
-    from ._client_check import check_client
+    from .client_check import check_client
 
     return asyncio.ensure_future(check_client(profile, request.redirect_uri, request.code_verifier))
 
@@ -235,8 +235,8 @@ async def _receive(
 ) -> Token:
     # aiohttp is imported only now, while the person looks at the login page,
     # and the client side too, so that the code is exchanged without delay.
-    from . import _http  # noqa: F401
-    from ._receiver import Receiver
+    from .._http import client as _http  # noqa: F401
+    from .receiver import Receiver
 
     async with Receiver(
         listener,
@@ -364,7 +364,7 @@ async def _request_token(
     requested_scope: str | None = None,
     previous_refresh_token: str | None = None,
 ) -> Token:
-    from ._http import send
+    from .._http.client import send
 
     now = time.time()  # before sending: expires_at errs early, never late
     response = await send(
@@ -398,14 +398,14 @@ async def resolve(
     with ``register`` (a login) and no client id, it registers one (RFC 7591).
     The secret: given, stored, the environment, else asked for (see _secrets).
     """
-    from . import _secrets
-    from ._discovery import discover
-    from ._profile import issuer_of, resource_of
+    from .._profiles import secrets as _secrets
+    from .._profiles.discovery import discover
+    from .._profiles.profile import issuer_of, resource_of
 
     table = store.profile_table(name)
     resource = resource_of(table, flags)
     if resource is not None:
-        from ._dynamic import prepare
+        from .._profiles.registration import prepare
 
         prepared = await prepare(store, name, resource, table, flags, register=register, say=say)
         return _secrets.resolve(
@@ -421,7 +421,7 @@ async def resolve(
 
 def _client_secret(store: Store, name: str, given: str | None) -> str | None:
     """The secret for a stored profile: given (flag or argument), kept, the environment."""
-    from ._secrets import choose
+    from .._profiles.secrets import choose
 
     return choose(store, name, given)[0]
 
@@ -448,7 +448,7 @@ def _record_client(
     elif client_auth is not ClientAuth.NONE:
         secret = _client_secret(store, name, given_secret)
         if secret is None:
-            from ._secrets import missing_message
+            from .._profiles.secrets import missing_message
 
             raise ConfigError(missing_message(name))
     return client_id, client_auth, secret
@@ -695,7 +695,7 @@ async def _revocation_url(record: Mapping[str, object]) -> str | None:
     issuer = record.get("issuer")
     if not isinstance(issuer, str):
         return None
-    from ._discovery import discover
+    from .._profiles.discovery import discover
 
     try:
         return (await discover(issuer)).revocation_endpoint
@@ -722,8 +722,8 @@ def _revocation(
 
 
 async def _send_revocation(request: TokenRequest) -> None:
-    from ._http import send
-    from ._protocol import parse_error_response
+    from .._http.client import send
+    from .._protocol import parse_error_response
 
     response = await send(
         request, policy=RetryPolicy(), retry_statuses=True, resend_after_sent=True

@@ -1,0 +1,1 @@
+"""Every outgoing request: one client-session factory, timeouts, the retry policy."""

@@ -1,0 +1,1 @@
+"""Logging in: bind the redirect port, open the browser, receive the callback, exchange the code."""

@@ -1,0 +1,1 @@
+"""Tokens kept: the typed record and its freshness rule, refresh, logout, client credentials."""
