@@ -8,16 +8,16 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
 
-from ._login.flow import fetch_client_credentials, refresh_stored
 from ._login.start import LOGIN_TIMEOUT
 from ._profiles.profile import Profile
 from ._store import Store, check_profile_name
 from ._sync import run_sync
-from ._tokens.record import record_skew
+from ._tokens.client_credentials import fetch_client_credentials
+from ._tokens.current import fresh_token
+from ._tokens.refresh import refresh_stored
 from ._tokens.token import Token
 
 if TYPE_CHECKING:
@@ -97,30 +97,6 @@ async def login(
     )
 
 
-# (config root, profile) -> (the token file's stat signature, its token, its skew)
-_memory: dict[tuple[str, str], tuple[tuple[int, int, int], Token, float]] = {}
-
-
-def _remembered_token(store: Store, name: str) -> Token | None:
-    """The profile's valid token from memory, re-read only when the file has changed.
-
-    One ``stat`` per call notices another process's refresh (a new file: new
-    inode, mtime and size); a token that expires within its skew is not returned.
-    """
-    try:
-        info = os.stat(store.token_path(name))
-    except OSError:
-        return None
-    signature = (info.st_ino, info.st_mtime_ns, info.st_size)
-    key = (store.root, name)
-    remembered = _memory.get(key)
-    if remembered is None or remembered[0] != signature:
-        token, record = store.load_token(name)
-        remembered = _memory[key] = (signature, token, record_skew(record))
-    _signature, token, skew = remembered
-    return None if token.is_expired(skew) else token
-
-
 async def get_token(
     profile: str, *, client_secret: str | None = None, config_dir: str | None = None
 ) -> Token:
@@ -130,7 +106,7 @@ async def get_token(
     """
     store = Store(config_dir)
     name = check_profile_name(profile)
-    return _remembered_token(store, name) or await refresh_stored(
+    return fresh_token(store, name) or await refresh_stored(
         store, name, client_secret=client_secret
     )
 
@@ -160,12 +136,12 @@ async def client_credentials(
 async def _resolve(
     store: Store, profile: str, settings: ProfileSettings, *, register: bool = False
 ) -> Profile:
-    from ._login.flow import resolve
+    from ._profiles.resolve import resolve
     from ._ui import default_reporter
 
-    name = check_profile_name(profile)
-    flags: dict[str, object] = dict(settings)
-    return await resolve(store, name, flags, register=register, say=default_reporter().say)
+    return await resolve(
+        store, profile, dict(settings), register=register, say=default_reporter().say
+    )
 
 
 def _sync_twin(coroutine_function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
@@ -197,7 +173,7 @@ def get_token_sync(
 ) -> Token:
     """:func:`get_token` for synchronous code; works inside a running loop (Jupyter) too."""
     # A valid token needs neither an event loop nor a thread.
-    token = _remembered_token(Store(config_dir), check_profile_name(profile))
+    token = fresh_token(Store(config_dir), check_profile_name(profile))
     if token is not None:
         return token
     return run_sync(get_token(profile, client_secret=client_secret, config_dir=config_dir))

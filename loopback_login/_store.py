@@ -17,14 +17,14 @@ import stat
 import sys
 
 from ._errors import ConfigError, LoginRequired, LoginTimeout
-from ._tokens.record import record_skew
+from ._tokens.record import parse_record
 
 TYPE_CHECKING = False  # `token` reads through here: typing only for the type checker
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
     from typing import Any
 
-    from ._tokens.token import Token
+    from ._tokens.record import TokenRecord
 
 CONFIG_DIR_ENV = "LOOPBACK_LOGIN_CONFIG_DIR"
 APP_NAME = "loopback-login"
@@ -116,11 +116,16 @@ class Store:
         return os.path.join(self.tokens_dir, f"{name}.json")
 
     def metadata_path(self, name: str) -> str:
+        """The profile's cached provider metadata (see :mod:`._profiles.discovery`)."""
         return os.path.join(self.root, "metadata", f"{name}.json")
 
-    def read_metadata(self, name: str) -> dict[str, Any] | None:
-        """The profile's cached provider metadata, or ``None`` (absent or unreadable)."""
-        path = self.metadata_path(name)
+    @property
+    def demo_path(self) -> str:
+        """The running ``demo --serve``'s URL and secret (see :mod:`._demo.serving`)."""
+        return os.path.join(self.root, "demo.json")
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
+        """One of our JSON objects below the root, or ``None`` (absent, unreadable, not one)."""
         self._check_tree(os.path.dirname(path))
         try:
             data = json.loads(self._read_private(path))
@@ -128,31 +133,12 @@ class Store:
             return None
         return data if isinstance(data, dict) else None
 
-    def write_metadata(self, name: str, document: Mapping[str, Any]) -> None:
-        self._write(self.metadata_path(name), json.dumps(document, indent=2).encode("utf-8"))
+    def write_json(self, path: str, document: Mapping[str, Any]) -> None:
+        self._write(path, json.dumps(document, indent=2).encode("utf-8"))
 
-    # --- demo.json: the running `loopback-login demo --serve` --------------
-
-    @property
-    def demo_path(self) -> str:
-        return os.path.join(self.root, "demo.json")
-
-    def read_demo(self) -> dict[str, Any] | None:
-        """What the running demo wrote (its pid, URL and throwaway secret), or ``None``."""
-        self._check_tree(self.root)
-        try:
-            data = json.loads(self._read_private(self.demo_path))
-        except (OSError, ValueError, RecursionError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def write_demo(self, info: Mapping[str, Any] | None) -> None:
-        """Say that the demo serves (``info``), or that it no longer does (``None``)."""
-        if info is not None:
-            self._write(self.demo_path, json.dumps(info).encode("utf-8"))
-            return
+    def remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.demo_path)
+            os.unlink(path)
 
     def client_credentials_path(self, name: str) -> str:
         # Its own directory: a profile name may contain dots, so no suffix is safe.
@@ -236,8 +222,8 @@ class Store:
 
     # --- tokens/NAME.json -----------------------------------------------
 
-    def read_record(self, name: str, path: str | None = None) -> dict[str, Any] | None:
-        """The stored token record, or ``None`` when there is none.
+    def read_record(self, name: str, path: str | None = None) -> TokenRecord | None:
+        """The stored token record, checked (:func:`.parse_record`), or ``None`` when there is none.
 
         A file we cannot read or parse is reported as :class:`LoginRequired`.
         """
@@ -259,16 +245,18 @@ class Store:
                 f"cannot read {path} ({exc.strerror}); run `loopback-login login {name}` again"
             ) from None
         try:
-            record = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            record = None
-        if not isinstance(record, dict):
-            raise LoginRequired(
-                f"{path} is corrupt (not a JSON object); run `loopback-login login {name}` again"
-            )
-        return record
+            document = json.loads(data)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply
+            document = None
+        try:
+            return parse_record(document)
+        except ValueError as exc:
+            problem = str(exc)
+        raise LoginRequired(
+            f"{path} is corrupt ({problem}); run `loopback-login login {name}` again"
+        )
 
-    def require_record(self, name: str, path: str | None = None) -> dict[str, Any]:
+    def require_record(self, name: str, path: str | None = None) -> TokenRecord:
         """The stored token record of profile ``name``; :class:`LoginRequired` when none."""
         record = self.read_record(name, path)
         if record is None:
@@ -277,25 +265,7 @@ class Store:
             )
         return record
 
-    def load_token(self, name: str, path: str | None = None) -> tuple[Token, dict[str, Any]]:
-        """The stored token of profile ``name`` and its record; :class:`LoginRequired` when none."""
-        from ._tokens.token import token_from_record
-
-        record = self.require_record(name, path)
-        try:
-            return token_from_record(record), record
-        except ValueError as exc:
-            raise LoginRequired(
-                f"{path or self.token_path(name)} is corrupt ({exc}); "
-                f"run `loopback-login login {name}` again"
-            ) from None
-
-    def valid_token(self, name: str) -> Token | None:
-        """The stored token when it is good for longer than its skew, else ``None``."""
-        token, record = self.load_token(name)
-        return None if token.is_expired(record_skew(record)) else token
-
-    def write_record(self, name: str, record: Mapping[str, Any], path: str | None = None) -> str:
+    def write_record(self, name: str, record: TokenRecord, path: str | None = None) -> str:
         path = path or self.token_path(name)
         if not os.path.exists(path):
             self.check_case(name)

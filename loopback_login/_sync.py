@@ -1,4 +1,7 @@
-"""Running a coroutine from synchronous code, even inside a running event loop.
+"""Between synchronous and asynchronous code: a coroutine run from sync code, a blocking call
+run off the loop.
+
+A coroutine from synchronous code, even inside a running event loop:
 
 In Jupyter or IPython a loop is already running in the main thread, so
 ``asyncio.run`` fails there and nesting loops (nest_asyncio) breaks libraries.
@@ -10,8 +13,9 @@ listening port is released before control returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -64,3 +68,33 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     if worker.error is not None:
         raise worker.error
     return worker.result  # type: ignore[no-any-return]
+
+
+async def in_daemon_thread(function: Callable[[], T]) -> T:
+    """Run a blocking call (the paste prompt) off the loop, in a daemon thread.
+
+    Not the default executor: ``asyncio.run`` joins it at exit, so a prompt
+    nobody answers would hold the program open after a timeout.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (function(), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        # The loop may be gone by now (timed out and closed): nobody is waiting then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="loopback-login-prompt", daemon=True).start()
+    return await future

@@ -120,7 +120,7 @@ asyncio.run(main())
 # The scripted browser: signs in, consents, notes when it sends the redirect.
 BROWSER = """
 import os, sys, time, html, urllib.parse
-from loopback_login._demo import _HIDDEN_REQUEST, _fetch
+from loopback_login._demo.browser import _HIDDEN_REQUEST, _fetch
 url = sys.argv[1]
 status, body, location = _fetch(url, None, 30)
 for form, action in (({"username": "demo", "password": "demo"}, "/oauth2/login"),
@@ -294,7 +294,7 @@ def inner(rounds: int) -> None:
     import ssl
     import threading
 
-    from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
+    from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
 
     work = Path(tempfile.mkdtemp(prefix="loopback-bench-"))
     cert, key = work / "cert.pem", work / "key.pem"
@@ -480,7 +480,8 @@ def api_bench(rounds: int) -> dict[str, object]:
     import asyncio
     import threading
 
-    from loopback_login._demo import DemoClient, DemoProvider, RunningDemo, ScriptedBrowser
+    from loopback_login._demo.browser import ScriptedBrowser
+    from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
     from loopback_login._login.flow import login
     from loopback_login._profiles.profile import resolve_profile
     from loopback_login._store import Store

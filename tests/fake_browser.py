@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
-from loopback_login._demo import play_browser
+from loopback_login._demo.browser import play_browser
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -14,14 +15,23 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from loopback_login._demo import DemoClient, DemoProvider, RunningDemo
+from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
 from loopback_login._http.retry import RetryPolicy
+from loopback_login._login.bind import Listener, bind, loopback_target
+from loopback_login._login.receiver import Receiver
+from loopback_login._login.start import Started
+from loopback_login._tokens.record import make_record, parse_record
+from loopback_login._tokens.token import Token
+
+if TYPE_CHECKING:
+    from loopback_login._tokens.record import TokenRecord
 
 TESTS = Path(__file__).parent
 # The console script installed with the package, as a user runs it.
@@ -33,6 +43,30 @@ NEUTRAL_CWD = tempfile.gettempdir()
 CLIENT_ID = "123abc"
 # Characters that break naive Basic auth: RFC 6749 §2.3.1 form-encodes them.
 CLIENT_SECRET = "s3cr+t%2F:/x y"
+
+
+def token_record(**fields: Any) -> TokenRecord:
+    """A token record as a login writes it, fresh for ten minutes, ``fields`` replacing its values.
+
+    The one way the tests make records: through the product's own writer and
+    reader, so a record the product could not have written is made on purpose.
+    """
+    now = time.time()
+    made = make_record(
+        Token(access_token="tok", expires_at=now + 600, obtained_at=now),
+        {"profile": "home", "provider": "custom", "client_auth": "none", "skew": 60},
+    )
+    return parse_record({**made, **fields})
+
+
+@contextlib.asynccontextmanager
+async def receiving(redirect_uri: str, **settings: Any) -> AsyncIterator[tuple[Receiver, Listener]]:
+    """A receiver serving a freshly bound redirect URI, the listener closed after (by
+    :class:`Started`, its owner in a login)."""
+    with Started(bind(loopback_target(redirect_uri))) as started:
+        assert started.listener is not None
+        async with Receiver(started.listener, **settings) as receiver:
+            yield receiver, started.listener
 
 
 def exchanges(provider: DemoProvider) -> int:

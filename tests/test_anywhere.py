@@ -21,7 +21,7 @@ from support import (
     token_path,
 )
 
-from loopback_login._demo import play_browser
+from loopback_login._demo.browser import play_browser
 
 URL_PREFIX = "Open this URL to log in: "
 

@@ -27,7 +27,7 @@ from support import (
     write_private,
 )
 
-from loopback_login._demo import play_browser
+from loopback_login._demo.browser import play_browser
 
 
 def _stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -42,6 +42,8 @@ from support import NEUTRAL_CWD, write_private
 TOKEN_PATH = {
     "loopback_login",
     "loopback_login._cli",
+    "loopback_login._cli.commands",
+    "loopback_login._cli.output",
     "loopback_login._errors",
     "loopback_login._tokens",
     "loopback_login._tokens.record",
@@ -49,6 +51,8 @@ TOKEN_PATH = {
     "loopback_login._text",
 }
 BROWSER_PATH = TOKEN_PATH | {
+    "loopback_login._cli.parser",
+    "loopback_login._profiles.resolve",
     "loopback_login._login",
     "loopback_login._login.bind",
     "loopback_login._login.browser",

@@ -11,12 +11,13 @@ import time
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
+from support import token_record
 
 from loopback_login._errors import InvalidIdToken
 from loopback_login._http.client import send
-from loopback_login._login.flow import refresh_stored
 from loopback_login._protocol import ClientAuth, refresh_grant, token_request
 from loopback_login._store import Store
+from loopback_login._tokens.refresh import refresh_stored
 
 
 def _jwt(**claims: object) -> str:
@@ -75,16 +76,15 @@ async def test_refresh_keeps_the_rotated_token_even_when_its_id_token_fails(
     store = Store()
     store.write_record(
         "home",
-        {
-            "access_token": "old",
-            "token_type": "Bearer",
-            "expires_at": 0,
-            "refresh_token": "old-refresh",
-            "token_url": str(server.make_url("/token")),
-            "client_id": "c",
-            "client_auth": "none",
-            "issuer": "https://idp.example",
-        },
+        token_record(
+            access_token="old",
+            expires_at=0,
+            refresh_token="old-refresh",
+            token_url=str(server.make_url("/token")),
+            client_id="c",
+            client_auth="none",
+            issuer="https://idp.example",
+        ),
     )
     with pytest.raises(InvalidIdToken, match="aud"):
         await refresh_stored(store, "home")

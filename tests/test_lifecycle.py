@@ -25,12 +25,13 @@ from support import (
     run_cli,
     start_cli,
     token_path,
+    token_record,
 )
 
 import loopback_login
 from loopback_login._errors import TokenEndpointError
-from loopback_login._login.flow import refresh_stored
 from loopback_login._store import Store
+from loopback_login._tokens.refresh import refresh_stored
 
 
 def _last_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -270,7 +271,7 @@ def test_logout_without_revocation_endpoint_just_deletes(
 
 def test_killed_mid_write_leaves_the_previous_file_whole(isolated_env: Path) -> None:
     store = Store()
-    store.write_record("home", {"access_token": "old"})
+    store.write_record("home", token_record(access_token="old"))
     before = token_path().read_bytes()
     child = subprocess.Popen(
         [
@@ -292,7 +293,7 @@ def test_killed_mid_write_leaves_the_previous_file_whole(isolated_env: Path) -> 
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     assert token_path().read_bytes() == before
-    assert json.loads(token_path().read_text()) == {"access_token": "old"}
+    assert json.loads(token_path().read_text())["access_token"] == "old"
 
 
 # --- the Python API -------------------------------------------------------------------

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from base64 import urlsafe_b64encode
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from support import CLIENT_ID, DemoServer, free_port, run_cli, write_private
+from support import CLIENT_ID, DemoServer, free_port, run_cli, token_record, write_private
 
-from loopback_login._cli import _summary, _who
+from loopback_login._cli.output import summary, who
 from loopback_login._tokens.token import token_from_record
 
 HOME_TABLE = (
@@ -127,7 +126,7 @@ def _jwt(claims: dict[str, object]) -> str:
 
 
 @pytest.mark.parametrize(
-    ("claims", "who"),
+    ("claims", "expected"),
     [
         ({"sub": "u1", "email": "a@example.com", "preferred_username": "alice"}, " as alice"),
         ({"sub": "u1", "email": "a@example.com"}, " as a@example.com"),
@@ -136,13 +135,11 @@ def _jwt(claims: dict[str, object]) -> str:
         (None, ""),
     ],
 )
-def test_the_summary_says_who_logged_in(claims: dict[str, object] | None, who: str) -> None:
+def test_the_summary_says_who_logged_in(claims: dict[str, object] | None, expected: str) -> None:
     raw: dict[str, object] = {"access_token": "a", "token_type": "Bearer"}
     if claims is not None:
         raw["id_token"] = _jwt(claims)
-    token = token_from_record(
-        {"access_token": "a", "token_type": "Bearer", "expires_at": time.time() + 600, "raw": raw}
-    )
-    assert _who(token) == who
-    line = _summary(f"Logged in{_who(token)}", "home", "oidc", token, "/x/home.json")
-    assert line.startswith(f"Logged in{who}: profile 'home' (oidc)")
+    token = token_from_record(token_record(access_token="a", raw=raw))
+    assert who(token) == expected
+    line = summary(f"Logged in{who(token)}", "home", "oidc", token, "/x/home.json")
+    assert line.startswith(f"Logged in{expected}: profile 'home' (oidc)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from loopback_login._demo import DemoClient, DemoProvider, RunningDemo, ScriptedBrowser
+from loopback_login._demo.browser import ScriptedBrowser
+from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
 from loopback_login._errors import LoginTimeout, ProviderError
 from loopback_login._login.flow import login
 from loopback_login._profiles.profile import resolve_profile

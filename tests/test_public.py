@@ -24,7 +24,7 @@ def test_public_names_report_the_package_as_their_module() -> None:
 
 
 def test_a_traceback_names_the_public_exception() -> None:
-    code = "from loopback_login._store import Store\nStore().load_token('nobody')\n"
+    code = "from loopback_login._store import Store\nStore().require_record('nobody')\n"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=NEUTRAL_CWD
     )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from support import free_port
+from support import free_port, receiving
 
 from loopback_login._errors import AuthorizationDenied, ConfigError, PortInUse, TokenEndpointError
 from loopback_login._login.bind import bind, loopback_target
@@ -89,8 +89,7 @@ def test_localhost_fails_when_ipv6_side_is_held() -> None:
 
 @contextlib.asynccontextmanager
 async def _serve(uri: str) -> AsyncIterator[tuple[Receiver, str]]:
-    listener = bind(loopback_target(uri))
-    async with Receiver(listener, state=STATE) as receiver:
+    async with receiving(uri, state=STATE) as (receiver, listener):
         yield receiver, listener.redirect_uri
 
 

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from support import run_cli
+from support import run_cli, token_record
 
 from loopback_login._errors import ConfigError, LoginRequired
 from loopback_login._store import Store
@@ -36,7 +36,7 @@ def test_save_profile_keeps_the_users_comments_and_tables(isolated_env: Path) ->
 def test_directory_is_created_0700_and_loose_modes_tightened(isolated_env: Path) -> None:
     isolated_env.mkdir(mode=0o755)
     os.chmod(isolated_env, 0o755)
-    Store().write_record("home", {"access_token": "x"})
+    Store().write_record("home", token_record(access_token="x"))
     assert stat.S_IMODE(isolated_env.stat().st_mode) == 0o700
     assert stat.S_IMODE((isolated_env / "tokens").stat().st_mode) == 0o700
     assert stat.S_IMODE((isolated_env / "tokens" / "home.json").stat().st_mode) == 0o600
@@ -62,7 +62,7 @@ def test_unknown_profile_key_is_refused(isolated_env: Path) -> None:
 def test_profile_names_come_from_config_and_token_files(isolated_env: Path) -> None:
     store = Store()
     store.save_profile("configured", {"provider": "honeywell"})
-    store.write_record("logged-in", {"access_token": "x"})
+    store.write_record("logged-in", token_record(access_token="x"))
     (isolated_env / "tokens" / "notes.txt").write_text("")
     (isolated_env / "tokens" / ".hidden.json").write_text("{}")
     assert store.profile_names() == ["configured", "logged-in"]
@@ -71,10 +71,10 @@ def test_profile_names_come_from_config_and_token_files(isolated_env: Path) -> N
 @pytest.mark.parametrize("content", [b"", b"[1, 2]", b"\xff\xfe", b'{"access_token": 5}'])
 def test_unusable_token_files_mean_login_required(isolated_env: Path, content: bytes) -> None:
     store = Store()
-    store.write_record("home", {})
+    store.write_record("home", token_record())
     Path(store.token_path("home")).write_bytes(content)
     with pytest.raises(LoginRequired, match="run `loopback-login login home` again"):
-        store.load_token("home")
+        store.read_record("home")
 
 
 @pytest.mark.parametrize(

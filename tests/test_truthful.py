@@ -24,6 +24,7 @@ from support import (
     read_record,
     run_cli,
     token_path,
+    token_record,
 )
 
 from loopback_login._errors import ConfigError, IssuerMismatch, ProviderError
@@ -418,8 +419,8 @@ async def test_logout_finds_a_revocation_endpoint_the_saved_record_lacks(
     metadata_host: tuple[str, Documents],
 ) -> None:
     """Tokens saved when only the OIDC document was read are still revoked at logout."""
-    from loopback_login._login.flow import logout
     from loopback_login._store import Store
+    from loopback_login._tokens.logout import logout
 
     origin, documents = metadata_host
     issuer = f"{origin}/tenant"
@@ -434,17 +435,16 @@ async def test_logout_finds_a_revocation_endpoint_the_saved_record_lacks(
 
     documents["/revoke"] = revoke  # RFC 7009 §2.2: 200 (any method, in this stand-in)
     store = Store()
-    record = {
-        "access_token": "a",
-        "token_type": "Bearer",
-        "refresh_token": "r",
-        "expires_at": None,
-        "issuer": issuer,
-        "revocation_url": None,
-        "token_url": f"{issuer}/token",
-        "client_id": "c",
-        "client_auth": "none",
-    }
+    record = token_record(
+        access_token="a",
+        refresh_token="r",
+        expires_at=None,
+        issuer=issuer,
+        revocation_url=None,
+        token_url=f"{issuer}/token",
+        client_id="c",
+        client_auth="none",
+    )
     store.write_record("work", record)
     done = await logout(store, "work")
     assert [(entry.kind, entry.revoked) for entry in done] == [("login", True)]

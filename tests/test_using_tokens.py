@@ -33,7 +33,7 @@ from support import (
 )
 
 import loopback_login
-from loopback_login._demo import SAMPLE_LOCATIONS
+from loopback_login._demo.provider import SAMPLE_LOCATIONS
 from loopback_login._profiles.profile import resolve_profile
 from loopback_login._using.call import parse_field, parse_header, parse_method
 from loopback_login._using.target import ApiTarget, origin_of, should_retry, target_from_record

@@ -220,15 +220,13 @@ class Receiver:
             self._callback.exception()  # mark as retrieved
         else:
             self._callback.cancel()
-        try:
-            tasks = [*self._accepting, *self._serving]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            assert self._runner is not None
-            await self._runner.cleanup()
-        finally:
-            self._listener.close()
+        # The listener stays open: it is :class:`.start.Started`'s to close.
+        tasks = [*self._accepting, *self._serving]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._runner is not None
+        await self._runner.cleanup()
 
     async def wait(self) -> str:
         """Wait for this login's callback; return the code or raise the provider's error."""

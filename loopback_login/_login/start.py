@@ -2,7 +2,7 @@
 
 Synchronous and light on imports, so that the browser is asked to open before
 asyncio or aiohttp is imported; connections that arrive meanwhile wait in the
-listen backlog. :mod:`._flows` takes over from :class:`Started`.
+listen backlog. :mod:`.flow` takes over from :class:`Started`.
 """
 
 from __future__ import annotations
@@ -54,11 +54,14 @@ class SystemBrowser:
 class Started:
     """A login under way: its request, and the listener unless in paste mode.
 
-    A context manager that closes the listener, on every path.
+    The one owner of the listener: a context manager that closes it, on every
+    path (the receiver serves it, and never closes it).
     """
 
-    def __init__(self, request: AuthorizeRequest, listener: Listener | None) -> None:
-        self.request = request
+    #: The authorization request, made once the listener's port is known.
+    request: AuthorizeRequest
+
+    def __init__(self, listener: Listener | None) -> None:
         self.listener = listener
 
     def __enter__(self) -> Started:
@@ -133,8 +136,9 @@ def start_login(
                 _check_paste_port(target)
                 reporter.say(f"{exc}: switching to paste mode.")
     assert profile.authorize_url is not None and profile.redirect_uri is not None
+    started = Started(listener)
     try:
-        request = authorize_request(
+        started.request = request = authorize_request(
             profile.authorize_url,
             client_id=profile.client_id,
             redirect_uri=listener.redirect_uri if listener else profile.redirect_uri,
@@ -157,10 +161,9 @@ def start_login(
             else:
                 browser.open(request.url, reporter.say)
     except BaseException:
-        if listener is not None:
-            listener.close()
+        started.close()
         raise
-    return Started(request, listener)
+    return started
 
 
 def _check_paste_port(target: LoopbackTarget) -> None:

@@ -1,1 +1,1 @@
-"""Profiles: presets, resolution, metadata (RFC 8414, RFC 9728), registration (RFC 7591), secrets."""
+"""Profiles: presets, resolution, metadata (RFC 8414, 9728), registration (RFC 7591), secrets."""

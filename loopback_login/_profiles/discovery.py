@@ -143,7 +143,7 @@ async def discover(
     """The provider's metadata: from the profile's cache when fresh, else fetched and cached."""
     now = time.time() if now is None else now
     if store is not None and name is not None:
-        cached = store.read_metadata(name)
+        cached = store.read_json(store.metadata_path(name))
         if (
             cached is not None
             and cached.get("issuer") == issuer
@@ -156,8 +156,9 @@ async def discover(
                 pass  # a damaged cache is fetched again
     metadata = await _fetch(issuer)
     if store is not None and name is not None:
-        store.write_metadata(
-            name, {"issuer": issuer, "fetched_at": now, "metadata": metadata_to_json(metadata)}
+        store.write_json(
+            store.metadata_path(name),
+            {"issuer": issuer, "fetched_at": now, "metadata": metadata_to_json(metadata)},
         )
     return metadata
 

@@ -26,12 +26,9 @@ from .._errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
     from .._store import Store
-    from .discovery import Metadata
-    from .profile import Profile
 
 SERVICE = "loopback-login"
 SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
@@ -106,37 +103,6 @@ def choose(store: Store, name: str, given: str | None) -> tuple[str | None, str]
         return secret, source
     env = os.environ.get(SECRET_ENV)
     return (env, ENVIRONMENT) if env else (None, NONE)
-
-
-def resolve(
-    store: Store,
-    name: str,
-    table: Mapping[str, Any] | None,
-    flags: Mapping[str, Any],
-    *,
-    metadata: Metadata | None = None,
-) -> Profile:
-    """Resolve the profile with its secret chosen by precedence; ask for it as a last resort.
-
-    Asked without echo when someone can answer (a terminal, a notebook), before
-    any browser opens; otherwise the :class:`MissingSecret` configuration error
-    (exit 2) names the flag and the environment variable.
-    """
-    from .profile import MissingSecret, resolve_profile
-
-    given = flags.get("client_secret") or None
-    secret, _source = choose(store, name, given if isinstance(given, str) else None)
-    try:
-        return resolve_profile(
-            name, table, flags, env_secret=secret, where=store.config_path, metadata=metadata
-        )
-    except MissingSecret:
-        if not interactive():
-            raise
-    secret = ask(name)
-    return resolve_profile(
-        name, table, flags, env_secret=secret, where=store.config_path, metadata=metadata
-    )
 
 
 def source(store: Store, name: str) -> str:

@@ -1,19 +1,15 @@
-"""The token value, and the conversion between it and its on-disk record."""
+"""The public token value, and how it is made from a stored record."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .record import (
-    DEFAULT_SKEW,
-    RECORD_SETTINGS,
-    authorization,
-    expiring,
-    is_token_value,
-    usable_expiry,
-)
+from .record import DEFAULT_SKEW, authorization, expires_within
+
+if TYPE_CHECKING:
+    from .record import TokenRecord
 
 
 @dataclass(frozen=True, repr=False)
@@ -39,7 +35,9 @@ class Token:
 
         A token without a known lifetime is taken as valid.
         """
-        return expiring(self.expires_at, skew, now)
+        import time
+
+        return expires_within(self.expires_at, skew, time.time() if now is None else now)
 
     @property
     def header(self) -> dict[str, str]:
@@ -55,46 +53,14 @@ class Token:
         )
 
 
-def record_from_token(token: Token, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON object stored in ``tokens/NAME.json``."""
-    record: dict[str, Any] = {
-        "access_token": token.access_token,
-        "token_type": token.token_type,
-        "expires_at": token.expires_at,
-        "scope": token.scope,
-        "obtained_at": token.obtained_at,
-    }
-    if token.refresh_token:
-        record["refresh_token"] = token.refresh_token
-    record.update((key, settings.get(key)) for key in RECORD_SETTINGS)
-    record["raw"] = dict(token.raw)
-    return record
-
-
-def token_from_record(record: Mapping[str, Any]) -> Token:
-    """Rebuild a :class:`Token` from a stored record; ``ValueError`` when it is not one."""
-    access_token = record.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
-        raise ValueError("it has no access_token")
-    if not is_token_value(access_token):
-        raise ValueError("its access_token has spaces or control characters")
-    expires_at = record.get("expires_at")
-    if expires_at is not None and not isinstance(expires_at, (int, float)):
-        raise ValueError("its expires_at is not a number")
-    refresh_token = record.get("refresh_token")
-    if refresh_token is not None and not isinstance(refresh_token, str):
-        raise ValueError("its refresh_token is not a string")
-    scope = record.get("scope")
-    obtained_at = record.get("obtained_at") or 0.0
-    raw = record.get("raw") or {}
-    if not isinstance(obtained_at, (int, float)) or not isinstance(raw, dict):
-        raise ValueError("its obtained_at or raw field is malformed")
+def token_from_record(record: TokenRecord) -> Token:
+    """The :class:`Token` of a stored record (checked already by :func:`.record.parse_record`)."""
     return Token(
-        access_token=access_token,
-        token_type=str(record.get("token_type") or "Bearer"),
-        expires_at=usable_expiry(expires_at),
-        refresh_token=refresh_token or None,
-        scope=scope if isinstance(scope, str) else None,
-        obtained_at=float(obtained_at),
-        raw=raw,
+        access_token=record["access_token"],
+        token_type=record["token_type"],
+        expires_at=record["expires_at"],
+        refresh_token=record.get("refresh_token"),
+        scope=record["scope"],
+        obtained_at=record["obtained_at"],
+        raw=record["raw"],
     )

@@ -4,7 +4,7 @@
 :func:`middleware`, :class:`HttpxAuth` and :class:`RequestsAuth` share: which
 requests get the token and what they carry (:mod:`._target`), the stored token
 (read again once a second at most), and the refresh after a 401, through
-:func:`._flows.refresh_stored`'s single flight across tasks, threads and processes.
+:func:`.._tokens.refresh.refresh_stored`'s single flight across tasks, threads and processes.
 """
 
 from __future__ import annotations
@@ -12,9 +12,14 @@ from __future__ import annotations
 import time
 
 from .._store import Store, check_profile_name
-from .._tokens.record import record_skew
+from .._tokens.current import current
+from .._tokens.record import is_fresh
 from .._tokens.token import Token
 from .target import ApiTarget, should_retry, target_from_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._tokens.record import TokenRecord
 
 #: Seconds a valid token is used before its file is looked at again.
 RECHECK = 1.0
@@ -29,10 +34,9 @@ class ApiAuth:
         self.profile = check_profile_name(profile)
         self._store = Store(config_dir)
         self._client_secret = client_secret
-        self._held: tuple[Token, float] | None = None
+        self._held: tuple[TokenRecord, Token, float] | None = None
         self._header: tuple[Token, dict[str, str]] | None = None
         record = self._store.require_record(self.profile)
-        self._skew = record_skew(record)
         self.target: ApiTarget = target_from_record(
             self.profile, record, self._store.token_path(self.profile)
         )
@@ -41,9 +45,8 @@ class ApiAuth:
         return f"ApiAuth(profile={self.profile!r}, api={self.target.base_url!r})"
 
     def _recent(self) -> Token | None:
-        """The token this adapter last used, if it is still valid and was read within
-        :data:`RECHECK` seconds; else the stored one, read again (``None`` when it expires
-        within its skew).
+        """The token this adapter last used, if it is still fresh and was read within
+        :data:`RECHECK` seconds; else the stored one (``None`` when it is not fresh).
 
         Per request, even a ``stat`` of the token file would cost more than the rest of
         an adapter's work. A refresh by another process is seen within :data:`RECHECK`
@@ -51,11 +54,14 @@ class ApiAuth:
         """
         now = time.monotonic()
         held = self._held
-        if held is not None and now - held[1] < RECHECK and not held[0].is_expired(self._skew):
-            return held[0]
-        token = self._store.valid_token(self.profile)
-        self._held = (token, now) if token is not None else None
-        return token
+        if held is not None and now - held[2] < RECHECK and is_fresh(held[0]):
+            return held[1]
+        found = current(self._store, self.profile)
+        if found is None or not is_fresh(found[0]):
+            self._held = None
+            return None
+        self._held = (*found, now)
+        return found[1]
 
     async def token(self) -> Token:
         """A valid token: the stored one, refreshed first when it expires within its skew."""
@@ -63,7 +69,7 @@ class ApiAuth:
         if token is not None:
             return token
         # Imported here: a valid token needs no event loop (`loopback-login api` starts fast).
-        from .._login.flow import refresh_stored
+        from .._tokens.refresh import refresh_stored
 
         return await refresh_stored(self._store, self.profile, client_secret=self._client_secret)
 
@@ -81,7 +87,7 @@ class ApiAuth:
         Refreshed unless another request (task, thread or process) already has:
         many requests refused at once make one refresh.
         """
-        from .._login.flow import refresh_stored
+        from .._tokens.refresh import refresh_stored
 
         return await refresh_stored(
             self._store,

@@ -42,6 +42,8 @@ def test_redirect_that_is_not_loopback_is_refused(demo: DemoServer, redirect: st
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "is not an http loopback address" in lines[0]
     # With --paste there is no listener, so any registered redirect URI is fine.
+    # (Registered, so that the client check, racing the empty paste, passes.)
+    demo.register(redirect)
     pasted = run_cli(*login_args(demo, redirect, "--paste"), input="")
     assert pasted.returncode == 5
     assert pasted.stderr.splitlines()[-1] == "loopback-login: cancelled: nothing was pasted"

@@ -27,10 +27,11 @@ from support import (
     free_port,
     login_args,
     needs_second_user,
+    receiving,
 )
 
-from loopback_login._demo import play_browser
-from loopback_login._login.bind import Listener, bind, loopback_target
+from loopback_login._demo.browser import play_browser
+from loopback_login._login.bind import Listener
 from loopback_login._login.peer import Owner, parse_table, peer_owner
 from loopback_login._login.receiver import Receiver
 
@@ -70,13 +71,8 @@ class Login:
 
 @pytest.fixture
 async def login() -> AsyncIterator[Login]:
-    listener = bind(loopback_target("http://127.0.0.1:0/callback"))
-    receiver = Receiver(listener, state=STATE)
-    await receiver.__aenter__()
-    try:
-        yield Login(receiver, listener)
-    finally:
-        await receiver.__aexit__(None, None, None)
+    async with receiving("http://127.0.0.1:0/callback", state=STATE) as served:
+        yield Login(*served)
 
 
 @needs_second_user

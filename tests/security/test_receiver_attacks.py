@@ -8,9 +8,10 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from support import receiving
 
 from loopback_login._errors import AuthorizationError, IssuerMismatch
-from loopback_login._login.bind import Listener, bind, loopback_target
+from loopback_login._login.bind import Listener
 from loopback_login._login.receiver import Receiver
 
 STATE = "Zm9yLXRoaXMtbG9naW4tb25seS0wMTIzNDU2Nzg5YWJj"
@@ -68,9 +69,8 @@ class Harness:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    listener = bind(loopback_target("http://127.0.0.1:0/callback"))
-    async with Receiver(listener, state=STATE, issuer=ISSUER) as receiver:
-        yield Harness(receiver, listener)
+    async with receiving("http://127.0.0.1:0/callback", state=STATE, issuer=ISSUER) as served:
+        yield Harness(*served)
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support import run_cli, token_path, write_private
-
-from loopback_login._login.bind import bind, loopback_target
-from loopback_login._login.receiver import Receiver
+from support import receiving, run_cli, token_path, write_private
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = "c21hbGwtb25lcy0wMTIzNDU2Nzg5YWJjZGVmZ2hpams"
@@ -31,9 +28,11 @@ def _has_ipv6_loopback() -> bool:
 
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1 on this machine")
 async def test_long_form_ipv6_loopback_redirect_completes() -> None:
-    listener = bind(loopback_target("http://[0:0:0:0:0:0:0:1]:0/cb"))
     # What a browser sends: the canonical [::1] in the Host header.
-    async with Receiver(listener, state=STATE) as receiver, aiohttp.ClientSession() as http:
+    async with (
+        receiving("http://[0:0:0:0:0:0:0:1]:0/cb", state=STATE) as (receiver, listener),
+        aiohttp.ClientSession() as http,
+    ):
         page = asyncio.ensure_future(
             http.get(f"http://[::1]:{listener.port}/cb?code=c&state={STATE}")
         )
