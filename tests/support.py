@@ -74,6 +74,20 @@ def exchanges(provider: DemoProvider) -> int:
     return provider.requests["authorization_code"] - provider.requests["unknown code"]
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+#: Whether this machine has ::1 (a container may not).
+HAS_IPV6_LOOPBACK = _has_ipv6_loopback()
+needs_ipv6_loopback = pytest.mark.skipif(not HAS_IPV6_LOOPBACK, reason="no ::1 on this machine")
+
+
 def free_port() -> int:
     """A port to register as a fixed redirect URI port (the product never does this)."""
     with socket.socket() as sock:

@@ -9,22 +9,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from support import free_port, receiving
+from support import HAS_IPV6_LOOPBACK, free_port, needs_ipv6_loopback, receiving
 
 from loopback_login._errors import AuthorizationDenied, ConfigError, PortInUse, TokenEndpointError
 from loopback_login._login.bind import bind, loopback_target
 from loopback_login._login.receiver import Receiver
 
 STATE = "the-state-0123456789abcdefghijklmnopqrstuvw"
-
-
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize(
@@ -60,7 +51,7 @@ def test_localhost_binds_both_loopbacks_and_never_all_interfaces() -> None:
     listener = bind(loopback_target(f"http://localhost:{port}/callback"))
     try:
         addresses = {sock.getsockname()[0] for sock in listener.sockets}
-        expected = {"127.0.0.1", "::1"} if _has_ipv6_loopback() else {"127.0.0.1"}
+        expected = {"127.0.0.1", "::1"} if HAS_IPV6_LOOPBACK else {"127.0.0.1"}
         assert addresses == expected
         assert all(sock.getsockname()[1] == port for sock in listener.sockets)
     finally:
@@ -76,7 +67,7 @@ def test_busy_port_is_reported_with_its_number() -> None:
             bind(loopback_target(f"http://127.0.0.1:{port}/callback"))
 
 
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1 on this machine")
+@needs_ipv6_loopback
 def test_localhost_fails_when_ipv6_side_is_held() -> None:
     with socket.socket(socket.AF_INET6) as other:
         other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

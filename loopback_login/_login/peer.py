@@ -1,34 +1,55 @@
 """Who is on the other end of a loopback connection (Linux).
 
-TCP has no ``SO_PEERCRED``, but on Linux ``/proc/net/tcp`` and ``tcp6`` list
-every socket of this network namespace with the uid that created it. The
-client's socket is the entry whose local address is our peer's address and
-whose remote address is ours. Parsing is pure; reading the two files is the
-only I/O. Elsewhere (macOS, Windows) there is no such table and the owner is
-unknown.
+TCP has no ``SO_PEERCRED``, but the kernel knows the uid that created every
+socket of this network namespace. The client's socket is the one whose local
+address is our peer's address and whose remote address is ours. It is asked
+for that one socket (:mod:`.sock_diag`, what ``ss`` uses: microseconds); where
+that interface is refused, ``/proc/net/tcp`` and ``tcp6`` are read and parsed
+once per batch of connections (milliseconds: every socket is listed).
+Elsewhere (macOS, Windows) there is no such table and the owner is unknown.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import sys
-from typing import NamedTuple
+
+from .sock_diag import Owner as Owner  # the kernel's answer, either way
+from .sock_diag import socket_owner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     Address = tuple[str, int]  # (ip, port) as ipaddress spells the ip
-    Tables = dict[tuple[Address, Address], "Owner"]  # (local, remote) -> owner
+    Tables = dict[tuple[Address, Address], Owner]  # (local, remote) -> owner
 
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 
 
-class Owner(NamedTuple):
-    uid: int
-    #: 0 for a socket no process holds any more (closed, in TIME_WAIT or an
-    #: orphan): /proc shows uid 0 for those, which must not pass for root.
-    inode: int
+class Owners:
+    """The owners of one batch of accepted connections.
+
+    ``known`` is false where no owner can be learned at all (no socket table);
+    otherwise :meth:`of` answers, ``None`` for a socket the kernel does not list.
+    """
+
+    def __init__(self) -> None:
+        self._tables: Tables | None = None
+        self._read = False
+        self.known = True
+
+    def of(self, ours: tuple[object, ...], peer: tuple[object, ...]) -> Owner | None:
+        if not self._read:
+            try:
+                return socket_owner(ours, peer)
+            except OSError:
+                pass  # sock_diag refused here: /proc, read once for the whole batch
+            self._tables, self._read = read_tables(), True
+            self.known = self._tables is not None
+        if self._tables is None:
+            return None
+        return peer_owner(self._tables, ours, peer)
 
 
 def _address(field: str, byteorder: str) -> Address:

@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -30,10 +29,7 @@ from .._errors import InvalidCallback, LoopbackLoginError
 from .._protocol import parse_callback
 from .bind import Listener
 from .browser import is_wsl
-from .peer import peer_owner, read_tables
-
-if TYPE_CHECKING:
-    from .peer import Tables
+from .peer import Owners
 
 #: Open connections another user (each uid; the unknown alike) may hold at once.
 MAX_CONNECTIONS_PER_CLIENT = 64
@@ -276,22 +272,22 @@ class Receiver:
                 except OSError:  # BlockingIOError: none waiting
                     break
                 batch.append(conn)
-            tables = read_tables()  # once per batch: it lists every socket
+            owners = Owners()  # per batch: the /proc fallback lists every socket at once
             for conn in batch:
-                self._admit(conn, tables)
+                self._admit(conn, owners)
 
-    def _admit(self, conn: socket.socket, tables: Tables | None) -> None:
+    def _admit(self, conn: socket.socket, owners: Owners) -> None:
         try:
             ours, peer = conn.getsockname(), conn.getpeername()
         except OSError:  # already gone
             conn.close()
             return
-        if tables is None:
+        owner = owners.of(ours, peer)
+        if not owners.known:
             # No socket table (macOS, Windows, no /proc): the owner is unknown
             # and everyone is let in.
             client, allowed = None, True
         else:
-            owner = peer_owner(tables, ours, peer)
             if owner is not None and owner.inode != 0:
                 client, allowed = owner.uid, owner.uid in self._uids
             else:

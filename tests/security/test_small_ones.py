@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import sys
 import tomllib
 from pathlib import Path
 
 import aiohttp
 import pytest
-from support import receiving, run_cli, token_path, write_private
+from support import (
+    needs_ipv6_loopback,
+    receiving,
+    run_cli,
+    token_path,
+    write_private,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = "c21hbGwtb25lcy0wMTIzNDU2Nzg5YWJjZGVmZ2hpams"
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1 on this machine")
+@needs_ipv6_loopback
 async def test_long_form_ipv6_loopback_redirect_completes() -> None:
     # What a browser sends: the canonical [::1] in the Host header.
     async with (
