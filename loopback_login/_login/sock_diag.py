@@ -54,10 +54,9 @@ the verdict (for the life of the process, failures included);
 ``available()`` exposes it.
 
 Network namespaces: the netlink socket answers for the namespace it was
-created in, as /proc/net does for the reading process; the cached socket is
-not re-created if the process later switches namespace (setns).
+created in (a new one per lookup), as /proc/net does for the reading process.
 
-Only ``struct``, ``socket``, ``select`` and ``threading`` from the stdlib are used; the
+Only ``struct``, ``socket`` and ``select`` from the stdlib are used; the
 module imports fine everywhere.
 """
 
@@ -69,7 +68,6 @@ import select
 import socket
 import struct
 import sys
-import threading
 from typing import NamedTuple
 
 
@@ -123,53 +121,39 @@ _ERRNO = struct.Struct("=i")  # struct nlmsgerr starts with int error (negative 
 # socket timeout would add a poll() before every send and recv.)
 _TIMEOUT = 1.0  # seconds
 
-# One netlink socket per process, reused: creating one costs about as much as
-# the lookup itself. Guarded by a lock (two threads must not read each other's
-# answers) and by the pid (after fork, parent and child would share it).
-_lock = threading.Lock()
-_sock: socket.socket | None = None
-_sock_pid = 0
-_seq = 0
-_buffer = bytearray(8192)
-_available: bool | None = None  # probe verdict, cached
+_available: bool | None = None  # the probe's verdict, for the life of the process
 
 
 def _netlink() -> socket.socket:
-    global _sock, _sock_pid
-    if _sock is None or _sock_pid != os.getpid():
-        if not hasattr(socket, "AF_NETLINK"):
-            raise DiagUnavailable(errno.EAFNOSUPPORT, "no AF_NETLINK on " + sys.platform)
-        try:
-            sock = socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
-            )
-        except OSError as exc:
-            raise DiagUnavailable(exc.errno, f"NETLINK_SOCK_DIAG refused: {exc}") from exc
-        _sock, _sock_pid = sock, os.getpid()  # the parent's copy, if any, is left alone
-    return _sock
-
-
-def _drop() -> None:
-    """Forget the cached socket (after any failure that may leave a reply queued)."""
-    global _sock
-    if _sock is not None and _sock_pid == os.getpid():
-        _sock.close()
-    _sock = None
+    """A netlink socket for one lookup (closed after it: nothing shared between threads,
+    nothing inherited across fork, nothing left open at exit; it costs about 10 us)."""
+    if not hasattr(socket, "AF_NETLINK"):
+        raise DiagUnavailable(errno.EAFNOSUPPORT, "no AF_NETLINK on " + sys.platform)
+    try:
+        return socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
+        )
+    except OSError as exc:
+        raise DiagUnavailable(exc.errno, f"NETLINK_SOCK_DIAG refused: {exc}") from exc
 
 
 def _query(
-    family: int, src: bytes, sport: int, dst: bytes, dport: int, ifindex: int
+    sock: socket.socket,
+    seq: int,
+    family: int,
+    src: bytes,
+    sport: int,
+    dst: bytes,
+    dport: int,
+    ifindex: int,
 ) -> tuple[int, int, int, int, int] | None:
     """One exact SOCK_DIAG_BY_FAMILY lookup: ``(state, sport, dport, uid, inode)``;
     ``None`` on ENOENT.
 
     ``src``/``dst`` are the socket's *local*/*remote* address, 4 or 16 bytes in
-    network order (zero-padded to 16). Must be called with ``_lock`` held.
+    network order (zero-padded to 16).
     """
-    global _seq
-    sock = _netlink()
-    _seq = (_seq + 1) & 0xFFFFFFFF
-    seq = _seq
+    buffer = bytearray(8192)
     request = _REQUEST.pack(
         _REQUEST.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, 0,
         family, socket.IPPROTO_TCP, 0, ALL_STATES,
@@ -180,27 +164,27 @@ def _query(
         sock.send(request)
         while True:
             try:
-                size = sock.recv_into(_buffer, 0, socket.MSG_DONTWAIT)
+                size = sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 if not select.select([sock], [], [], _TIMEOUT)[0]:
                     raise DiagUnavailable(errno.ETIMEDOUT, "sock_diag: no answer") from None
                 continue
             offset = 0
             while offset + _NLMSGHDR.size <= size:
-                length, kind, _flags, reply_seq, _pid = _NLMSGHDR.unpack_from(_buffer, offset)
+                length, kind, _flags, reply_seq, _pid = _NLMSGHDR.unpack_from(buffer, offset)
                 if length < _NLMSGHDR.size or offset + length > size:
                     raise DiagUnavailable(errno.EBADMSG, "malformed netlink reply")
                 body = offset + _NLMSGHDR.size
                 offset += (length + 3) & ~3  # NLMSG_ALIGN
                 if reply_seq != seq:
-                    continue  # stale answer to an interrupted earlier call
+                    continue  # not the answer to this request
                 if kind == NLMSG_ERROR:
-                    (error,) = _ERRNO.unpack_from(_buffer, body)
+                    (error,) = _ERRNO.unpack_from(buffer, body)
                     if error == -errno.ENOENT:
                         return None
                     raise DiagUnavailable(-error, f"sock_diag: {os.strerror(-error)}")
                 if kind == SOCK_DIAG_BY_FAMILY and length - _NLMSGHDR.size >= _MSG.size:
-                    fields = _MSG.unpack_from(_buffer, body)
+                    fields = _MSG.unpack_from(buffer, body)
                     # (family, state, timer, retrans, sport, dport, src, dst, if, cookie0, cookie1,
                     #  expires, rqueue, wqueue, uid, inode)
                     return (
@@ -214,14 +198,9 @@ def _query(
                     return None
                 raise DiagUnavailable(errno.EBADMSG, f"unexpected netlink message type {kind}")
     except DiagUnavailable:
-        _drop()
         raise
     except OSError as exc:  # EACCES (SELinux), ENOBUFS, ...
-        _drop()
         raise DiagUnavailable(exc.errno or errno.EIO, f"sock_diag: {exc}") from exc
-    except BaseException:  # KeyboardInterrupt between send and recv: an answer may be queued
-        _drop()
-        raise
 
 
 _MAPPED = b"\0" * 10 + b"\xff\xff"  # ::ffff:0:0/96
@@ -257,9 +236,9 @@ def _lookup(local: tuple[object, ...], remote: tuple[object, ...]) -> Owner | No
         ]
     else:
         attempts = [(socket.AF_INET6, lip, rip, scope)]
-    with _lock:
-        for family, src, dst, ifindex in attempts:
-            found = _query(family, src, lport, dst, rport, ifindex)
+    with _netlink() as sock:
+        for seq, (family, src, dst, ifindex) in enumerate(attempts, 1):
+            found = _query(sock, seq, family, src, lport, dst, rport, ifindex)
             # An exact lookup falls back to listening sockets (inet_lookup →
             # __inet_lookup_listener) when no connection matches: only a
             # socket with exactly these ports, not listening, is the one.
