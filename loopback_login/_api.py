@@ -80,7 +80,7 @@ async def login(
     from ._login.flow import login as login_flow
 
     store = Store(config_dir)
-    resolved = await _resolve(store, profile, settings, register=True)
+    resolved = await _resolve(store, profile, settings, login=True)
     if save:
         # The secret is kept apart (the keyring where there is one) once the login works.
         store.save_profile(
@@ -134,14 +134,14 @@ async def client_credentials(
 
 
 async def _resolve(
-    store: Store, profile: str, settings: ProfileSettings, *, register: bool = False
+    store: Store, profile: str, settings: ProfileSettings, *, login: bool = False
 ) -> Profile:
     from ._profiles.resolve import resolve
     from ._ui import default_reporter
 
-    return await resolve(
-        store, profile, dict(settings), register=register, say=default_reporter().say
-    )
+    say = default_reporter().say
+    flags = dict(settings)
+    return await resolve(store, profile, flags, register=login, say=say, defer_secret=login)
 
 
 def _sync_twin(coroutine_function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

@@ -44,7 +44,7 @@ def cmd_login(args: Namespace) -> int:
     from .._ui import Terminal
 
     store = Store()
-    profile = _resolve(args, store, register=True)
+    profile = _resolve(args, store, login=True)
     check_login(profile, paste=args.paste)
     _accept(args, store, profile)
     reporter = Terminal()
@@ -346,11 +346,16 @@ def _accept(args: Namespace, store: Store, profile: Profile) -> None:
         progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
-def _resolve(args: Namespace, store: Store, *, register: bool = False) -> Profile:
+def _resolve(args: Namespace, store: Store, *, login: bool = False) -> Profile:
     from .._profiles.resolve import resolve_blocking
 
     return resolve_blocking(
-        store, args.profile, given_profile_flags(args), register=register, say=progress
+        store,
+        args.profile,
+        given_profile_flags(args),
+        register=login,
+        say=progress,
+        defer_secret=login,
     )
 
 

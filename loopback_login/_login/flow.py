@@ -87,6 +87,12 @@ async def finish_login(
     store = store or Store()
     reporter = reporter or default_reporter()
     with started:
+        if profile.secret_pending:
+            # Read now, while the person is on the login page: the keyring stack
+            # and D-Bus cost more than everything before the browser opened.
+            from .._profiles.resolve import read_kept_secret
+
+            profile = await in_daemon_thread(lambda: read_kept_secret(store, profile))
         check = _client_check(profile, started.request)
         try:
             if started.listener is None:

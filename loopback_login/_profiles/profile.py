@@ -17,8 +17,8 @@ from .._protocol import RESERVED_AUTHORIZE_PARAMS, ClientAuth
 from .._store import check_profile_name
 from .._tokens.record import DEFAULT_SKEW
 from .providers import preset
+from .secrets import KEPT_IN, missing_message
 from .secrets import SECRET_ENV as SECRET_ENV  # its owner is _secrets
-from .secrets import missing_message
 
 if TYPE_CHECKING:
     from typing import Any
@@ -54,7 +54,7 @@ SECRET_ENVS = frozenset({SECRET_ENV})
 
 #: Keys a ``[profiles.NAME]`` table may hold that no flag sets: what a dynamic
 #: client registration (RFC 7591) left there, see :mod:`._dynamic`.
-STORED_KEYS = frozenset({"dynamic_registration", "registration_access_token"})
+STORED_KEYS = frozenset({"dynamic_registration", "registration_access_token", KEPT_IN})
 
 
 class Profile(NamedTuple):
@@ -83,6 +83,8 @@ class Profile(NamedTuple):
     resource: str | None = None
     #: Where API requests go; the resource by default.
     api_base_url: str | None = None
+    #: The secret is kept in the keyring, read when first needed (after the browser opened).
+    secret_pending: bool = False
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -147,12 +149,15 @@ def resolve_profile(
     env_secret: str | None = None,
     where: str = "config.toml",
     metadata: Metadata | None = None,
+    secret_pending: bool = False,
 ) -> Profile:
     """Merge the config table and the flags (flags win) into a checked :class:`Profile`.
 
     ``flags`` holds only the flags the user gave. ``env_secret`` is
     ``$LOOPBACK_LOGIN_CLIENT_SECRET``, used when neither gives a secret.
     ``metadata`` is the discovered metadata of the profile's issuer, if it has one.
+    ``secret_pending``: the secret is kept in the keyring and read later (no secret
+    here is then not a missing one).
     """
     check_profile_name(name)
     table = dict(table or {})
@@ -258,9 +263,11 @@ def resolve_profile(
             f"(or set client_id in [profiles.{name}] of {where})"
         )
     client_secret = merged.get("client_secret") or env_secret or None
+    secret_pending = secret_pending and client_secret is None
+    has_secret = client_secret is not None or secret_pending
 
     client_auth_name = merged.get("client_auth") or _default_client_auth(
-        client_secret, metadata, preset_auth
+        has_secret, metadata, preset_auth
     )
     try:
         client_auth = ClientAuth(client_auth_name)
@@ -289,7 +296,7 @@ def resolve_profile(
         raise ConfigError(f"client_check of profile {name!r} must be true or false")
     # Last, so that every other mistake is reported first: a missing secret
     # may be asked for, and asking is pointless for a profile that cannot work.
-    if needs_secret(provider_name, client_auth) and not client_secret:
+    if needs_secret(provider_name, client_auth) and not has_secret:
         raise MissingSecret(name)
 
     return Profile(
@@ -312,6 +319,7 @@ def resolve_profile(
         client_check=client_check,
         api_base_url=api_base_url,
         resource=resource,
+        secret_pending=secret_pending,
     )
 
 
@@ -348,9 +356,9 @@ def _api_base_url(merged: Mapping[str, Any], default: str | None) -> str | None:
 
 
 def _default_client_auth(
-    secret: str | None, metadata: Metadata | None, preset_auth: str | None
+    has_secret: bool, metadata: Metadata | None, preset_auth: str | None
 ) -> str:
-    if not secret:
+    if not has_secret:
         return "none"
     if preset_auth is not None:
         return preset_auth

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._errors import ConfigError
 from .._store import check_profile_name
 from .profile import MissingSecret, issuer_of, resolve_profile, resource_of
-from .secrets import ask, choose, interactive
+from .secrets import ask, choose, get, in_keyring, interactive, missing_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -40,11 +41,13 @@ async def resolve(
     *,
     register: bool = False,
     say: Callable[[str], None] = _quiet,
+    defer_secret: bool = False,
 ) -> Profile:
     """Resolve a profile, reading its issuer's or its resource's metadata first (cached).
 
     With ``register`` (a login) and a resource but no client id, a client is
-    registered (RFC 7591).
+    registered (RFC 7591). With ``defer_secret`` (a login), a secret kept in
+    the keyring is left for :func:`read_kept_secret`, once the browser is open.
     """
     name = check_profile_name(name)
     store.check_case(name)
@@ -54,14 +57,16 @@ async def resolve(
         from .registration import prepare
 
         prepared = await prepare(store, name, resource, table, flags, register=register, say=say)
-        return with_secret(store, name, prepared.table, prepared.flags, prepared.metadata)
+        return with_secret(
+            store, name, prepared.table, prepared.flags, prepared.metadata, defer=defer_secret
+        )
     issuer = issuer_of(table, flags)
     metadata = None
     if issuer is not None:
         from .discovery import discover
 
         metadata = await discover(issuer, store=store, name=name)
-    return with_secret(store, name, table, flags, metadata)
+    return with_secret(store, name, table, flags, metadata, defer=defer_secret)
 
 
 def resolve_blocking(
@@ -71,6 +76,7 @@ def resolve_blocking(
     *,
     register: bool = False,
     say: Callable[[str], None] = _quiet,
+    defer_secret: bool = False,
 ) -> Profile:
     """:func:`resolve` for the command line: an event loop only when metadata must be read.
 
@@ -81,10 +87,12 @@ def resolve_blocking(
     store.check_case(name)
     table = store.profile_table(name)
     if not needs_metadata(table, flags):
-        return with_secret(store, name, table, flags, None)
+        return with_secret(store, name, table, flags, None, defer=defer_secret)
     import asyncio
 
-    return asyncio.run(resolve(store, name, flags, register=register, say=say))
+    return asyncio.run(
+        resolve(store, name, flags, register=register, say=say, defer_secret=defer_secret)
+    )
 
 
 def with_secret(
@@ -93,6 +101,8 @@ def with_secret(
     table: Mapping[str, Any] | None,
     flags: Mapping[str, Any],
     metadata: Metadata | None,
+    *,
+    defer: bool = False,
 ) -> Profile:
     """Resolve with the secret chosen by precedence; ask for it as a last resort.
 
@@ -101,6 +111,10 @@ def with_secret(
     (exit 2) names the flag and the environment variable.
     """
     given = flags.get("client_secret") or None
+    if defer and not given and in_keyring(table):
+        return resolve_profile(
+            name, table, flags, where=store.config_path, metadata=metadata, secret_pending=True
+        )
     secret, _source = choose(store, name, given if isinstance(given, str) else None)
     try:
         return resolve_profile(
@@ -112,3 +126,13 @@ def with_secret(
     return resolve_profile(
         name, table, flags, env_secret=ask(name), where=store.config_path, metadata=metadata
     )
+
+
+def read_kept_secret(store: Store, profile: Profile) -> Profile:
+    """The profile with the secret :func:`resolve` left in the keyring (blocking: D-Bus)."""
+    if not profile.secret_pending:
+        return profile
+    secret, _where = get(store, profile.name)
+    if secret is None:
+        raise ConfigError(missing_message(profile.name))
+    return profile._replace(client_secret=secret, secret_pending=False)

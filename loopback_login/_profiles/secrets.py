@@ -26,6 +26,7 @@ from .._errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from .._store import Store
@@ -35,6 +36,12 @@ SECRET_ENV = "LOOPBACK_LOGIN_CLIENT_SECRET"
 
 #: Where a secret came from, as ``status`` shows it.
 KEYRING, CONFIG_FILE, ENVIRONMENT, NONE = "keyring", "config file", "environment", "none"
+
+#: The ``[profiles.NAME]`` key that says the secret is in the keyring (``"keyring"``): where,
+#: never what. Without it nothing is looked up there, so that a profile whose secret comes
+#: from elsewhere never loads the keyring stack (a tenth of a second, and D-Bus), and a
+#: login whose secret is there reads it only after the browser has opened.
+KEPT_IN = "kept_secret"
 
 
 @functools.cache
@@ -68,30 +75,44 @@ def _secure(backend: Any) -> bool:
         return False
 
 
-def _table_secret(store: Store, name: str) -> str | None:
-    secret = (store.profile_table(name) or {}).get("client_secret")
+def _table_secret(table: Mapping[str, Any]) -> str | None:
+    secret = table.get("client_secret")
     return secret if isinstance(secret, str) and secret else None
+
+
+def in_keyring(table: Mapping[str, Any] | None) -> bool:
+    """Does the profile's table say its secret is kept in the keyring (and not in the table)?"""
+    table = table or {}
+    return table.get(KEPT_IN) == KEYRING and _table_secret(table) is None
 
 
 def get(store: Store, name: str) -> tuple[str | None, str]:
     """The profile's stored secret and where it is kept (``keyring``, ``config file``, ``none``).
 
-    A secret written into ``config.toml`` by hand wins; it is read without
-    importing keyring at all.
+    A secret written into ``config.toml`` by hand wins; the keyring is asked
+    only when the table says the secret is there.
     """
-    secret = _table_secret(store, name)
+    table = store.profile_table(name) or {}
+    secret = _table_secret(table)
     if secret is not None:
         return secret, CONFIG_FILE
-    backend = _keyring()
-    if backend is not None:
-        try:
-            secret = backend.get_password(SERVICE, name)
-        except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
-            _warn(f"could not read the OS keyring ({type(exc).__name__})")
-            secret = None
+    if in_keyring(table):
+        secret = _from_keyring(name)
         if secret:
             return secret, KEYRING
     return None, NONE
+
+
+def _from_keyring(name: str) -> str | None:
+    backend = _keyring()
+    if backend is None:
+        return None
+    try:
+        secret: str | None = backend.get_password(SERVICE, name)
+    except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
+        _warn(f"could not read the OS keyring ({type(exc).__name__})")
+        return None
+    return secret
 
 
 def choose(store: Store, name: str, given: str | None) -> tuple[str | None, str]:
@@ -106,13 +127,21 @@ def choose(store: Store, name: str, given: str | None) -> tuple[str | None, str]
 
 
 def source(store: Store, name: str) -> str:
-    """Where the profile's secret would come from (for ``status``); never the secret."""
-    return choose(store, name, None)[1]
+    """Where the profile's secret would come from (for ``status``); never the secret.
+
+    Read from the table alone: the keyring is not opened to say that it holds it.
+    """
+    table = store.profile_table(name)
+    if _table_secret(table or {}) is not None:
+        return CONFIG_FILE
+    if in_keyring(table):
+        return KEYRING
+    return ENVIRONMENT if os.environ.get(SECRET_ENV) else NONE
 
 
 def keep(store: Store, name: str, secret: str) -> str | None:
     """Keep ``secret`` for the profile; one line saying where, or ``None`` when it already was."""
-    stored, where = get(store, name)
+    stored, _where = get(store, name)
     if stored == secret:
         return None
     backend = _keyring()
@@ -122,13 +151,12 @@ def keep(store: Store, name: str, secret: str) -> str | None:
         except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
             _warn(f"could not write to the OS keyring ({type(exc).__name__}); using the file")
         else:
-            if where == CONFIG_FILE:
-                store.save_profile(name, {"client_secret": None})
+            store.save_profile(name, {"client_secret": None, KEPT_IN: KEYRING})
             return (
                 f"Kept the client secret of profile {name!r} in the OS keyring "
                 f"({type(backend).__name__}; service {SERVICE!r}, user {name!r})."
             )
-    store.save_profile(name, {"client_secret": secret})
+    store.save_profile(name, {"client_secret": secret, KEPT_IN: None})
     return (
         f"Kept the client secret of profile {name!r} in {store.config_path} "
         "(mode 0600; no secure OS keyring is available here)."
@@ -138,9 +166,10 @@ def keep(store: Store, name: str, secret: str) -> str | None:
 def delete(store: Store, name: str) -> bool:
     """Remove the profile's stored secret, from the keyring and the file; was there one?"""
     removed = False
-    if _table_secret(store, name) is not None:
-        store.save_profile(name, {"client_secret": None})
-        removed = True
+    table = store.profile_table(name) or {}
+    if _table_secret(table) is not None or KEPT_IN in table:
+        store.save_profile(name, {"client_secret": None, KEPT_IN: None})
+        removed = _table_secret(table) is not None
     backend = _keyring()
     if backend is not None:
         from keyring.errors import PasswordDeleteError
