@@ -186,6 +186,26 @@ def test_without_a_secure_keyring_the_file_keeps_it(
     assert "client_secret" not in config.read_text()
 
 
+def test_without_a_session_bus_keyring_is_never_loaded(
+    demo: DemoServer, browser: Browser, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSH, containers: no D-Bus session bus, no keyring configured, so no secure keyring can
+    answer; the secret goes to the file without keyring's backend discovery."""
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(isolated_env.parent / "xdg"))  # no keyringrc.cfg
+    redirect = _redirect(demo)
+    first = run_cli(
+        *login_args(demo, redirect), env={**browser.env, "PYTHONPROFILEIMPORTTIME": "1"}
+    )
+    assert first.returncode == 0, first.stderr
+    assert f"Kept the client secret of profile 'home' in {isolated_env / 'config.toml'}" in (
+        first.stderr
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in first.stderr.splitlines()}
+    assert "loopback_login._profiles.secrets" in imported  # the probe sees our imports
+    assert not {name for name in imported if name.split(".")[0] == "keyring"}
+
+
 def test_precedence_flag_then_stored_then_environment(
     demo: DemoServer, browser: Browser, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -47,6 +47,8 @@ KEPT_IN = "kept_secret"
 @functools.cache
 def _keyring() -> Any | None:
     """The keyring backend when it is a secure one, else ``None`` (the file is used then)."""
+    if not _keyring_possible():
+        return None
     try:
         import keyring
     except ImportError:
@@ -59,6 +61,24 @@ def _keyring() -> Any | None:
         _warn(f"the OS keyring is not usable ({type(exc).__name__}); using {SERVICE}'s config file")
         return None
     return backend if _secure(backend) else None
+
+
+def _keyring_possible() -> bool:
+    """Can a secure keyring answer here at all?
+
+    On Linux the secure backends (Secret Service, KWallet) talk over the D-Bus
+    session bus, which they find only through ``$DBUS_SESSION_BUS_ADDRESS``:
+    without it, and without a backend named by ``$PYTHON_KEYRING_BACKEND`` or
+    keyring's own config file, none can, and keyring's backend discovery (a
+    tenth of a second and 10 MiB: importlib.metadata, every plugin) is skipped.
+    An SSH session or a container keeps its secret in the config file at once.
+    """
+    if sys.platform != "linux" or "DBUS_SESSION_BUS_ADDRESS" in os.environ:
+        return True
+    if "PYTHON_KEYRING_BACKEND" in os.environ:
+        return True
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.exists(os.path.join(config, "python_keyring", "keyringrc.cfg"))
 
 
 def _secure(backend: Any) -> bool:
