@@ -29,6 +29,7 @@ from ._errors import (
     StateMismatch,
     TokenEndpointError,
 )
+from ._text import clean as _clean
 from ._tokens.record import MAX_LIFETIME, is_token_value
 
 if TYPE_CHECKING:
@@ -585,18 +586,6 @@ def means_login_required(error: TokenEndpointError) -> bool:
 
 
 # --- helpers ----------------------------------------------------------------
-
-
-def _clean(text: str, limit: int = 200) -> str:
-    """Text from the network made safe for one terminal line, bounded.
-
-    Control characters (escape sequences, newlines) and every other character
-    that does not print (bidi overrides, unassigned code points) are escaped.
-    """
-    from ._text import shown
-
-    text = shown(text[: limit * 2].strip())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

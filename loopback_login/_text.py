@@ -23,3 +23,13 @@ def shown(text: object) -> str:
     if text.isprintable():  # the common case, at C speed
         return text
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def clean(text: str, limit: int = 200) -> str:
+    """Text from the network made safe for one terminal line, bounded.
+
+    Control characters (escape sequences, newlines) and every other character
+    that does not print (bidi overrides, unassigned code points) are escaped.
+    """
+    text = shown(text[: limit * 2].strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

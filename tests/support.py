@@ -15,10 +15,10 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -32,6 +32,8 @@ from loopback_login._tokens.token import Token
 
 if TYPE_CHECKING:
     from loopback_login._tokens.record import TokenRecord
+
+T = TypeVar("T")
 
 TESTS = Path(__file__).parent
 # The console script installed with the package, as a user runs it.
@@ -95,16 +97,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class LoopThread:
+    """An event loop in a thread of its own, for servers that CLI subprocesses reach."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
 class DemoServer:
     """The demo provider served from a thread, reachable by CLI subprocesses."""
 
     def __init__(self) -> None:
         self.provider = DemoProvider([])
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        self._thread = LoopThread()
         self._running = RunningDemo(self.provider)
-        asyncio.run_coroutine_threadsafe(self._running.__aenter__(), self._loop).result(10)
+        self._thread.run(self._running.__aenter__())
         self.base_url = self._running.base_url
 
     def register(
@@ -117,10 +134,8 @@ class DemoServer:
         return client
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._running.__aexit__(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        self._thread.run(self._running.__aexit__())
+        self._thread.close()
 
 
 @dataclass

@@ -4,6 +4,7 @@ HttpxAuth, RequestsAuth) against the demo provider's API and a recording API ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pty
@@ -26,15 +27,18 @@ from support import (
     NEUTRAL_CWD,
     Browser,
     DemoServer,
+    LoopThread,
     expire,
     login_home,
     read_record,
     run_cli,
+    token_record,
 )
 
 import loopback_login
 from loopback_login._demo.provider import SAMPLE_LOCATIONS
 from loopback_login._profiles.profile import resolve_profile
+from loopback_login._store import Store
 from loopback_login._using.call import parse_field, parse_header, parse_method
 from loopback_login._using.target import ApiTarget, origin_of, should_retry, target_from_record
 
@@ -694,3 +698,102 @@ async def test_a_request_retried_after_a_401_carries_its_body_again(
     first, second = api.seen
     assert first["headers"]["Authorization"] != second["headers"]["Authorization"]
     assert second["query"] == {"apikey": CLIENT_ID}
+
+
+class _ConnectProxy:
+    """An HTTP proxy that tunnels CONNECT to one local port, whatever host is asked for."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.requests: list[tuple[str, str | None]] = []  # (CONNECT target, Proxy-Authorization)
+        self.tunnels: list[asyncio.Task[None]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tunnels.append(task)
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        method, target, _version = head[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in head[1:] if line)
+        self.requests.append((f"{method} {target}", headers.get("Proxy-Authorization")))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):  # a TLS peer may end with a reset
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        for closing in (writer, up_writer):
+            with contextlib.suppress(ConnectionError):
+                await closing.wait_closed()
+
+
+def test_api_goes_through_the_environments_proxy_to_a_tls_api(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    """https_proxy: a CONNECT tunnel (with the proxy's credentials), TLS to the API inside it."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=api.example", "-addext", "subjectAltName=DNS:api.example"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seen: list[str | None] = []
+
+    async def locations(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response([{"locationID": 1}])
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_get("/v2/locations", locations)
+    runner = web.AppRunner(app)
+
+    async def start() -> tuple[asyncio.Server, _ConnectProxy]:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+        proxy = _ConnectProxy(runner.addresses[0][1])
+        return await asyncio.start_server(proxy.handle, "127.0.0.1", 0), proxy
+
+    async def stop(server: asyncio.Server) -> None:
+        await asyncio.wait_for(asyncio.gather(*proxy.tunnels), 10)
+        server.close()
+        await server.wait_closed()
+        await runner.cleanup()
+
+    thread = LoopThread()
+    server, proxy = thread.run(start())
+    try:
+        Store().write_record(
+            "home", token_record(access_token="tok", api_base_url="https://api.example")
+        )
+        port = server.sockets[0].getsockname()[1]
+        result = run_cli(
+            "api",
+            "home",
+            "/v2/locations",
+            env={
+                "https_proxy": f"http://me:p%40ss@127.0.0.1:{port}",
+                "no_proxy": "other.example",
+                "SSL_CERT_FILE": str(cert),
+            },
+        )
+    finally:
+        thread.run(stop(server))
+        thread.close()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"locationID": 1}]
+    assert seen == ["Bearer tok"]
+    # The proxy saw only where to tunnel to (and its own credentials), never the token.
+    assert proxy.requests == [("CONNECT api.example:443", "Basic bWU6cEBzcw==")]

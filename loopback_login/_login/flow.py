@@ -137,7 +137,7 @@ def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> 
     missing = missing_scopes(profile.scope, token.scope)
     if not missing:
         return
-    from .._protocol import _clean
+    from .._text import clean as _clean
 
     line = (
         f"loopback-login: warning: the provider did not grant {' '.join(missing)} "

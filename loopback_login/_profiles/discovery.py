@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .._errors import ProviderError
-from .._protocol import _clean
+from .._text import clean as _clean
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

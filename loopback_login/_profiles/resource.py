@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import ProviderError
-from .._protocol import _clean, _json_object
+from .._protocol import _json_object
+from .._text import clean as _clean
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

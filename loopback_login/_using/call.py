@@ -11,20 +11,20 @@ import contextlib
 import http.client
 import json
 import math
+import os
 import re
-import ssl
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .._errors import ConfigError, LoginRequired, NetworkError, ProviderError
 from .._login.bind import is_loopback_host
-from .._protocol import _clean
+from .._text import clean
 from .auth import ApiAuth
+
+TYPE_CHECKING = False  # a one-shot command: typing is for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 _JSON = "application/json"
 # RFC 8259 §6: what -F reads as a number (not Python's "1_000", " 1 " or "nan").
@@ -33,17 +33,24 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?
 _TIMEOUT = 30.0
 
 
-@dataclass
 class ApiRequest:
     """What the command line asked for, checked."""
 
-    method: str
-    path_or_url: str
-    #: Fields (``-f``, ``-F``): in the query for GET, else a JSON body.
-    fields: list[tuple[str, Any]] = field(default_factory=list)
-    #: ``--input``: the raw body.
-    body: bytes | None = None
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    def __init__(
+        self,
+        method: str,
+        path_or_url: str,
+        fields: list[tuple[str, Any]] | None = None,
+        body: bytes | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.method = method
+        self.path_or_url = path_or_url
+        #: Fields (``-f``, ``-F``): in the query for GET, else a JSON body.
+        self.fields = fields or []
+        #: ``--input``: the raw body.
+        self.body = body
+        self.headers = headers or []
 
 
 def parse_field(text: str, *, typed: bool, stdin: BinaryIO | None = None) -> tuple[str, Any]:
@@ -142,11 +149,10 @@ def call_api(
     if data is not None and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = _JSON
     url = target.with_query(url)  # the provider's extras (Honeywell: apikey)
-    opener = _opener(urlsplit(url).hostname or "")
     token = auth.token_sync()
     retried = False
     while True:
-        response = _send(opener, request.method, url, data, {**headers, **auth.headers(token)})
+        response = _send(request.method, url, data, {**headers, **auth.headers(token)})
         if not auth.should_retry(response.status, authorized=True, retried=retried):
             break
         response.close()
@@ -156,7 +162,7 @@ def call_api(
             out.write(_head(response))
         _write_body(response, out, pretty=pretty, netloc=urlsplit(url).netloc)
     out.flush()
-    status, reason = response.status, _clean(response.reason or "")
+    status, reason = response.status, clean(response.reason or "")
     if status == 401:
         raise LoginRequired(
             f"the API refused the token of profile {profile!r} (401) even after a refresh; "
@@ -166,59 +172,106 @@ def call_api(
         raise ProviderError(f"the API answered {status} {reason}".rstrip())
 
 
-def _opener(host: str) -> urllib.request.OpenerDirector:
-    """urllib without its redirect and error handlers: every answer comes back as it is.
+def _send(
+    method: str, url: str, data: bytes | None, headers: dict[str, str]
+) -> http.client.HTTPResponse:
+    """One request with http.client; every answer comes back as it is (redirects too).
 
     The standard library, not aiohttp: one request needs no event loop, and
-    importing aiohttp costs more than the request. Proxies come from the
-    environment, as for the token endpoint, except for this machine.
+    importing aiohttp (or urllib.request) costs more than the request. Proxies
+    come from the environment, as for the token endpoint, except for this machine.
     """
-    opener = urllib.request.OpenerDirector()
-    proxies: dict[str, str] | None = {} if is_loopback_host(host) else None
-    for handler in (
-        urllib.request.ProxyHandler(proxies),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
-    ):
-        opener.add_handler(handler)
-    return opener
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    proxy = None if is_loopback_host(parts.hostname or "") else _proxy(parts)
+    connection = _connection(parts, proxy)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    if proxy is not None and parts.scheme == "http":
+        target = url  # RFC 9112 §3.2.2: absolute-form, to a proxy
+        headers = {**headers, **_proxy_authorization(proxy)}
+    # The connection ends with the answer: the response owns the socket, closed with it.
+    headers = {**headers, "Connection": "close"}
+    with _network_errors(netloc, sent=False):
+        connection.connect()
+    with _network_errors(netloc, sent=True):
+        connection.request(method, target, body=data, headers=headers)
+        return connection.getresponse()
 
 
-def _send(
-    opener: urllib.request.OpenerDirector,
-    method: str,
-    url: str,
-    data: bytes | None,
-    headers: dict[str, str],
-) -> http.client.HTTPResponse:
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 -- http(s) only: ApiTarget
-    with _network_errors(urlsplit(url).netloc):
-        response: http.client.HTTPResponse = opener.open(request, timeout=_TIMEOUT)
-        return response
+def _connection(parts: SplitResult, proxy: SplitResult | None) -> http.client.HTTPConnection:
+    host, port = parts.hostname or "", parts.port
+    if parts.scheme != "https":
+        if proxy is not None:
+            return http.client.HTTPConnection(proxy.hostname or "", proxy.port, timeout=_TIMEOUT)
+        return http.client.HTTPConnection(host, port, timeout=_TIMEOUT)
+    import ssl
+
+    context = ssl.create_default_context()
+    if proxy is None:
+        return http.client.HTTPSConnection(host, port, timeout=_TIMEOUT, context=context)
+    # RFC 9110 §9.3.6: a CONNECT tunnel through the proxy; TLS with the API inside it.
+    connection = http.client.HTTPSConnection(
+        proxy.hostname or "", proxy.port, timeout=_TIMEOUT, context=context
+    )
+    connection.set_tunnel(host, port, headers=_proxy_authorization(proxy))
+    return connection
+
+
+def _proxy(parts: SplitResult) -> SplitResult | None:
+    """The environment's proxy for this URL (``https_proxy``, ``no_proxy``...), or ``None``.
+
+    Read as urllib reads it; urllib.request is imported only when a proxy
+    variable is set at all.
+    """
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    if not proxies.get(parts.scheme) or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    proxy = proxies[parts.scheme]
+    return urlsplit(proxy if "://" in proxy else "http://" + proxy)
+
+
+def _proxy_authorization(proxy: SplitResult) -> dict[str, str]:
+    """RFC 9110 §11.7.2: the proxy's credentials, when its URL carries them."""
+    if proxy.username is None:
+        return {}
+    import base64
+    from urllib.parse import unquote
+
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
 @contextlib.contextmanager
-def _network_errors(netloc: str) -> Iterator[None]:
-    """The API's network failures, told as the token endpoint's are (:mod:`._http`)."""
+def _network_errors(netloc: str, *, sent: bool = True) -> Iterator[None]:
+    """The API's network failures, told as the token endpoint's are (:mod:`.._http`)."""
     what = "the API"
     try:
         yield
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, ssl.SSLError):
-            detail = getattr(reason, "verify_message", None) or reason.reason or "failed"
-            raise NetworkError(
-                f"TLS with {what} at {netloc} failed: {detail}", sent=False, transient=False
-            ) from None
-        if isinstance(reason, TimeoutError):
-            raise NetworkError(f"{what} at {netloc} did not answer within {_TIMEOUT:g} s") from None
-        detail = reason.strerror if isinstance(reason, OSError) else None
-        raise NetworkError(
-            f"could not connect to {what} at {netloc}: {detail or 'connection failed'}", sent=False
-        ) from None
     except TimeoutError:
         raise NetworkError(f"{what} at {netloc} did not answer within {_TIMEOUT:g} s") from None
-    except (OSError, http.client.HTTPException) as exc:
+    except OSError as exc:
+        if type(exc).__module__ == "ssl":  # SSLError, SSLCertVerificationError
+            detail = getattr(exc, "verify_message", None) or getattr(exc, "reason", None)
+            raise NetworkError(
+                f"TLS with {what} at {netloc} failed: {detail or 'failed'}",
+                sent=False,
+                transient=False,
+            ) from None
+        if not sent:
+            raise NetworkError(
+                f"could not connect to {what} at {netloc}: {exc.strerror or 'connection failed'}",
+                sent=False,
+            ) from None
+        raise NetworkError(
+            f"the connection to {what} at {netloc} broke: {type(exc).__name__}"
+        ) from None
+    except http.client.HTTPException as exc:
         raise NetworkError(
             f"the connection to {what} at {netloc} broke: {type(exc).__name__}"
         ) from None
