@@ -16,13 +16,16 @@ the demo provider over plain http and over TLS (a self-signed certificate):
 - `get_token()` in a running process;
 - peak memory (max RSS) of a login;
 - a storm: 32 processes asking for a token that has just expired;
+- the warm login flow in one process against a bare aiohttp receiver doing the same
+  flow, and the receiver's answer to the callback (`--only warm` runs just these);
 - calling the API (the demo's GET /v2/locations): the per-request cost of
   `loopback_login.session()` against a plain aiohttp.ClientSession with a fixed
   header, and `loopback-login api` one-shot against
   `curl -H "$(loopback-login token --header)"` (`--only api` runs just these).
 
-Prints medians and ratios, writes scripts/results/bench.json and bench.png
-(and bench-api.json, bench-api.txt).
+Prints medians and ratios, then each row of DESIGN.md §5 against its must-reach
+and aim; writes scripts/results/bench.json, bench.png, bench-warm.*, bench-api.*
+and bench-targets.txt.
 """
 
 from __future__ import annotations
@@ -409,8 +412,155 @@ def inner(rounds: int) -> None:
     }
 
     report(tools, logins, starts, token_runs, get_token_s, storm_result, rounds)
-    api_bench(rounds)
+    warm = warm_bench(rounds)
+    api = api_bench(rounds)
+    targets(warm, api)
     shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the warm login flow, in one process ---------------------------------------------
+
+WARM = """
+# Both flows in one warm process against the same demo provider (in its own thread), with
+# the same played browser: loopback-login's login against a bare aiohttp receiver that does
+# one POST and saves the tokens. Also the receiver's answer to the callback: from the
+# browser sending the redirect until its page arrives (both answer after the exchange).
+import asyncio, base64, html, json, os, secrets, socket, statistics, sys, tempfile, threading, time
+import urllib.parse
+from aiohttp import ClientSession, web
+from loopback_login._demo.browser import _HIDDEN_REQUEST, _fetch
+from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
+from loopback_login._login.flow import login
+from loopback_login._profiles.profile import resolve_profile
+from loopback_login._store import Store
+
+client_id, secret, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+class Played:
+    plays_itself = True
+    def __init__(self):
+        self.answers = []
+    def unavailable(self):
+        return None
+    def open(self, url, say=None):
+        threading.Thread(target=self.visit, args=(url,), daemon=True).start()
+    def visit(self, url):
+        status, body, location = _fetch(url, None, 30)
+        for form, action in (({"username": "demo", "password": "demo"}, "/oauth2/login"),
+                             ({"decision": "allow"}, "/oauth2/consent")):
+            request_id = html.unescape(_HIDDEN_REQUEST.search(body).group(1))
+            status, body, location = _fetch(
+                urllib.parse.urljoin(url, action), {"request": request_id, **form}, 30)
+        started = time.perf_counter()
+        _fetch(location, None, 30)
+        self.answers.append(time.perf_counter() - started)
+
+class Quiet:
+    def say(self, line): pass
+    def show_url(self, url): pass
+    async def countdown(self, *args): pass
+    def ask(self, prompt): raise EOFError
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+async def bare(base, out, browser):
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    state = secrets.token_urlsafe(32)
+    done = asyncio.get_running_loop().create_future()
+    async def callback(request):
+        if request.query.get("state") != state:
+            return web.Response(status=400)
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        async with ClientSession() as session:
+            async with session.post(base + "/oauth2/token", data={
+                "grant_type": "authorization_code", "code": request.query["code"],
+                "redirect_uri": redirect}, headers={"Authorization": "Basic " + basic}) as r:
+                tokens = await r.json()
+        with open(out + ".tmp", "w") as file:
+            json.dump(tokens, file)
+        os.replace(out + ".tmp", out)
+        done.set_result(None)
+        return web.Response(text="ok")
+    app = web.Application()
+    app.router.add_get("/callback", callback)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(redirect.split(":")[2].split("/")[0])).start()
+    browser.open(base + "/oauth2/authorize?" + urllib.parse.urlencode({"response_type": "code",
+        "client_id": client_id, "redirect_uri": redirect, "state": state}))
+    await done
+    await runner.cleanup()
+
+def main():
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    provider = DemoProvider([DemoClient(client_id, secret, ("http://127.0.0.1:0/callback",),
+                                        any_loopback_port=True)])
+    running = RunningDemo(provider)
+    asyncio.run_coroutine_threadsafe(running.__aenter__(), loop).result(10)
+    base, work = running.base_url, tempfile.mkdtemp()
+    store = Store(os.path.join(work, "config"))
+
+    async def ours(browser):
+        profile = resolve_profile("warm", None, {
+            "provider": "demo", "base_url": base, "client_id": client_id, "client_secret": secret,
+            "redirect_uri": f"http://127.0.0.1:{free_port()}/callback", "scope": "thermostats"})
+        started = time.perf_counter()
+        await login(profile, store=store, browser=browser, reporter=Quiet(), timeout=30)
+        return time.perf_counter() - started
+
+    async def theirs(browser):
+        started = time.perf_counter()
+        await bare(base, os.path.join(work, "bare.json"), browser)
+        return time.perf_counter() - started
+
+    async def run():
+        mine, plain = Played(), Played()
+        await ours(mine)  # warm: imports, caches, the secret kept
+        await theirs(plain)
+        mine.answers.clear()
+        plain.answers.clear()
+        times = {"ours": [], "bare": []}
+        for _ in range(rounds):  # interleaved
+            times["ours"].append(await ours(mine))
+            times["bare"].append(await theirs(plain))
+        return times, mine.answers, plain.answers
+
+    times, answers, bare_answers = asyncio.run(run())
+    median = statistics.median
+    print(json.dumps({"flow_s": median(times["ours"]), "bare_flow_s": median(times["bare"]),
+                      "answer_s": median(answers), "bare_answer_s": median(bare_answers)}))
+
+main()
+"""
+
+
+def warm_bench(rounds: int) -> dict[str, float]:
+    """The warm login flow and the receiver's answer, measured in one process."""
+    measured: dict[str, float] = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", WARM, CLIENT_ID, SECRET, str(max(20, rounds * 4))],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != "LOOPBACK_LOGIN_CLIENT_SECRET"},
+        ).stdout
+    )
+    text = (
+        f"warm login flow in one process: {measured['flow_s'] * 1000:.1f} ms vs a bare aiohttp "
+        f"receiver {measured['bare_flow_s'] * 1000:.1f} ms "
+        f"({measured['flow_s'] / measured['bare_flow_s']:.2f}x)\n"
+        f"the receiver's answer to the callback (median): {measured['answer_s'] * 1000:.2f} ms "
+        f"(the bare receiver: {measured['bare_answer_s'] * 1000:.2f} ms)"
+    )
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench-warm.json").write_text(json.dumps(measured, indent=2) + "\n")
+    (RESULTS / "bench-warm.txt").write_text(text + "\n")
+    return measured
 
 
 # --- calling the API -----------------------------------------------------------------
@@ -660,6 +810,42 @@ def report(tools, logins, starts, token_runs, get_token_s, storm, rounds) -> Non
     chart(tools, summary, bare, token)
 
 
+#: DESIGN.md §5: (what, must reach, aim, lower is better)
+TARGETS = [
+    ("start of login to the browser, vs python -c pass", 3.5, 3.0, "x"),
+    ("token NAME (valid), vs python -c pass", 2.2, 2.0, "x"),
+    ("warm login flow, vs a bare aiohttp receiver", 1.3, 1.1, "x"),
+    ("the receiver's answer to the callback (median)", 1.0, 0.5, "ms"),
+    ("memory of a login process (peak RSS)", 46.0, 44.0, "MiB"),
+    ("api one-shot, vs curl + token --header", 1.5, 1.2, "x"),
+    ("session() request vs a plain one (fastest bursts)", 5.0, 2.0, "%"),
+    ("get_token() in a running process, valid token", 50.0, 10.0, "us"),
+]
+
+
+def targets(warm: dict[str, float], api: dict[str, object]) -> None:
+    """Each of DESIGN.md §5's rows: this run's figure, the must-reach and the aim."""
+    summary = json.loads((RESULTS / "bench.json").read_text())
+    bare = summary["python_c_pass_s"]
+    values = [
+        summary["start_to_browser_s"]["loopback-login"] / bare,
+        summary["token_cold_s"] / bare,
+        warm["flow_s"] / warm["bare_flow_s"],
+        warm["answer_s"] * 1000,
+        summary["rss_mib"]["http"]["loopback-login"],
+        float(api["api_one_shot_s"]) / float(api["curl_token_header_s"]),  # type: ignore[arg-type]
+        (float(api["session_request_min_s"]) / float(api["plain_request_min_s"]) - 1) * 100,  # type: ignore[arg-type]
+        summary["get_token_s"] * 1e6,
+    ]
+    lines = [f"{'target (DESIGN.md §5)':52} {'this run':>10} {'must':>7} {'aim':>7}"]
+    for (what, must, aim, unit), value in zip(TARGETS, values, strict=True):
+        verdict = "aim" if value <= aim else "ok" if value <= must else "MISSED"
+        lines.append(f"{what:52} {value:8.2f}{unit:>3} {must:6g}{unit} {aim:6g}{unit}  {verdict}")
+    text = "\n".join(lines)
+    print(text)
+    (RESULTS / "bench-targets.txt").write_text(text + "\n")
+
+
 def chart(tools, summary, bare, token) -> None:  # noqa: ANN001
     import matplotlib
 
@@ -695,11 +881,11 @@ def chart(tools, summary, bare, token) -> None:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--only", choices=("api",), help="run only these measurements")
+    parser.add_argument("--only", choices=("api", "warm"), help="run only these measurements")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        api_bench(args.rounds) if args.only == "api" else inner(args.rounds)
+        {"api": api_bench, "warm": warm_bench, None: inner}[args.only](args.rounds)
         return
     python = ensure_venv()
     only = ["--only", args.only] if args.only else []

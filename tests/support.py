@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import aiohttp
 import pytest
 
 from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
@@ -41,6 +42,19 @@ CLI = str(Path(sysconfig.get_path("scripts")) / "loopback-login")
 
 # Subprocesses run away from the source tree, so they import the installed package.
 NEUTRAL_CWD = tempfile.gettempdir()
+
+#: The Basic credentials in the Honeywell documentation (shared/seeds/000_b19f047d485421a7.txt):
+#: (client id, secret, header); Base64 of "id:secret" as they are, which RFC 6749's
+#: form-encoding leaves unchanged for these characters.
+HONEYWELL_BASIC_VECTORS = [
+    ("123abc", "456def", "Basic MTIzYWJjOjQ1NmRlZg=="),
+    ("123", "abc", "Basic MTIzOmFiYw=="),
+    (
+        "9UY8NrmDtIh8GVTkNdX0Y7I6k37254a9",
+        "Z1947381rwgf0WkPPGPHnGik6h3LdhZ9",
+        "Basic OVVZOE5ybUR0SWg4R1ZUa05kWDBZN0k2azM3MjU0YTk6WjE5NDczODFyd2dmMFdrUFBHUEhuR2lrNmgzTGRoWjk=",
+    ),
+]
 
 CLIENT_ID = "123abc"
 # Characters that break naive Basic auth: RFC 6749 §2.3.1 form-encodes them.
@@ -69,6 +83,58 @@ async def receiving(redirect_uri: str, **settings: Any) -> AsyncIterator[tuple[R
         assert started.listener is not None
         async with Receiver(started.listener, **settings) as receiver:
             yield receiver, started.listener
+
+
+class ServedLogin:
+    """A login's receiver under test: raw requests to it, and its real end."""
+
+    def __init__(self, receiver: Receiver, listener: Listener, state: str) -> None:
+        self.state = state
+        self.receiver = receiver
+        self.port = listener.port
+        self.redirect = listener.redirect_uri
+        self.origin = f"http://127.0.0.1:{listener.port}"
+        self.waiting = asyncio.ensure_future(receiver.wait())
+
+    async def raw(self, request: bytes, *, read: bool = True) -> tuple[int, bytes]:
+        """Send bytes as they are, without any client's help; the status and body."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(request)
+            await writer.drain()
+            if not read:
+                return 0, b""
+            data = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+        return status, data.partition(b"\r\n\r\n")[2]
+
+    async def get(self, target: str, **headers: str) -> tuple[int, bytes]:
+        host = headers.pop("Host", f"127.0.0.1:{self.port}")
+        lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        return await self.raw(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    async def assert_still_waiting(self) -> None:
+        """The wait goes on after what was sent before.
+
+        The event waited for is the receiver answering a later request: a wait
+        ended by an earlier one is woken through callbacks queued on this loop
+        before that answer can arrive, so it would show by then.
+        """
+        status, _ = await self.get("/favicon.ico")
+        assert status == 404
+        assert not self.waiting.done(), "the wait ended"
+
+    async def finish_for_real(self) -> None:
+        async with aiohttp.ClientSession() as http:
+            page = asyncio.ensure_future(http.get(f"{self.redirect}?code=real&state={self.state}"))
+            assert await asyncio.wait_for(self.waiting, 10) == "real"
+            self.receiver.finish(None, profile="p")
+            response = await asyncio.wait_for(page, 10)
+            assert response.status == 200
+            response.release()
 
 
 def exchanges(provider: DemoProvider) -> int:
@@ -257,6 +323,33 @@ def expire(name: str = "home") -> dict[str, Any]:
     record = read_record(name)
     token_path(name).write_text(json.dumps({**record, "expires_at": time.time() - 1}))
     return record
+
+
+def type_errors(tmp_path: Path, source: str) -> list[str]:
+    """What mypy --strict says of ``source`` (a user's script) against the installed package."""
+    import loopback_login
+
+    script = tmp_path / "user.py"
+    script.write_text(source)
+    # The installed package (scripts/test installs it as users do); an editable
+    # install is found through the source tree instead.
+    package = Path(loopback_login.__file__).parent.parent
+    env = {**os.environ, **({} if "site-packages" in package.parts else {"MYPYPATH": str(package)})}
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    # Only the script's own errors: the package is checked with its own settings elsewhere.
+    return [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("user.py:") and ": error:" in line
+    ]
 
 
 def write_private(path: Path, text: str) -> None:

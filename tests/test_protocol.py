@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlsplit
 
 import pytest
+from support import HONEYWELL_BASIC_VECTORS
 
 from loopback_login._errors import (
     AuthorizationDenied,
@@ -41,16 +42,7 @@ from loopback_login._tokens.token import Token
 
 @pytest.mark.parametrize(
     ("client_id", "secret", "header"),
-    [
-        # The Honeywell seed's three examples.
-        ("123abc", "456def", "Basic MTIzYWJjOjQ1NmRlZg=="),
-        ("123", "abc", "Basic MTIzOmFiYw=="),
-        (
-            "9UY8NrmDtIh8GVTkNdX0Y7I6k37254a9",
-            "Z1947381rwgf0WkPPGPHnGik6h3LdhZ9",
-            "Basic OVVZOE5ybUR0SWg4R1ZUa05kWDBZN0k2azM3MjU0YTk6WjE5NDczODFyd2dmMFdrUFBHUEhuR2lrNmgzTGRoWjk=",
-        ),
-    ],
+    HONEYWELL_BASIC_VECTORS,
 )
 def test_basic_credentials_match_the_seed_vectors(client_id: str, secret: str, header: str) -> None:
     assert basic_credentials(client_id, secret) == header

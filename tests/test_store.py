@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from support import run_cli, token_record
+from support import run_cli, token_record, type_errors
 
 from loopback_login._errors import ConfigError, LoginRequired
 from loopback_login._store import Store
@@ -105,3 +105,16 @@ def test_default_directory_is_platformdirs(
     except RuntimeError:  # platformdirs cannot resolve a home either
         pytest.skip("no home directory to compare")
     assert default_root() == expected
+
+
+def test_a_misspelled_record_key_is_a_type_error(tmp_path: Path) -> None:
+    """The token record is typed (TokenRecord): a key that does not exist is caught before it runs."""
+    errors = type_errors(
+        tmp_path,
+        "from loopback_login._store import Store\n"
+        "record = Store().require_record('home')\n"
+        "print(record['acess_token'])\n"
+        "print(record['access_token'].upper(), record['expires_at'])\n",
+    )
+    assert [line.split(":")[1] for line in errors] == ["3"], errors
+    assert '"acess_token"' in errors[0], errors

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from support import (
     CLIENT_ID,
+    HONEYWELL_BASIC_VECTORS,
     Browser,
     DemoServer,
     free_port,
@@ -48,16 +49,7 @@ def _last_line(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize(
     ("client_id", "secret", "header"),
-    [
-        # The examples in the Honeywell documentation (seeds/000_b19f047d485421a7.txt).
-        ("123abc", "456def", "Basic MTIzYWJjOjQ1NmRlZg=="),
-        ("123", "abc", "Basic MTIzOmFiYw=="),
-        (
-            "9UY8NrmDtIh8GVTkNdX0Y7I6k37254a9",
-            "Z1947381rwgf0WkPPGPHnGik6h3LdhZ9",
-            "Basic OVVZOE5ybUR0SWg4R1ZUa05kWDBZN0k2azM3MjU0YTk6WjE5NDczODFyd2dmMFdrUFBHUEhuR2lrNmgzTGRoWjk=",
-        ),
-    ],
+    HONEYWELL_BASIC_VECTORS,
 )
 def test_basic_raw_matches_the_seed_vectors(client_id: str, secret: str, header: str) -> None:
     assert raw_basic_credentials(client_id, secret) == header

@@ -15,7 +15,7 @@ import ipaddress
 import sys
 
 from .sock_diag import Owner as Owner  # the kernel's answer, either way
-from .sock_diag import socket_owner
+from .sock_diag import available, socket_owner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ class Owners:
         self._tables: Tables | None = None
         self._read = False
         self.known = True
+
+    @staticmethod
+    def prepare() -> None:
+        """Find out once whether the kernel answers for one socket (see :mod:`.sock_diag`)."""
+        available()
 
     def of(self, ours: tuple[object, ...], peer: tuple[object, ...]) -> Owner | None:
         if not self._read:

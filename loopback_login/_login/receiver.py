@@ -178,6 +178,9 @@ class Receiver:
         self._trusted_limit = max(MAX_CONNECTIONS_PER_CLIENT, _descriptors() // 2)
 
     async def __aenter__(self) -> Receiver:
+        # Probe the kernel's socket lookup now, while the person is on the login
+        # page, not when the callback's connection arrives (it makes a connection).
+        Owners.prepare()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(

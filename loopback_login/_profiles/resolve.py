@@ -29,6 +29,13 @@ def _quiet(line: str) -> None:
     pass
 
 
+def _table(store: Store, name: str) -> tuple[str, dict[str, Any] | None]:
+    """The checked name and its ``[profiles.NAME]`` table (``None`` when there is none)."""
+    name = check_profile_name(name)
+    store.check_case(name)
+    return name, store.profile_table(name)
+
+
 def needs_metadata(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> bool:
     """Does resolving this profile read metadata over the network (an issuer, a resource)?"""
     return resource_of(table, flags) is not None or issuer_of(table, flags) is not None
@@ -49,9 +56,7 @@ async def resolve(
     registered (RFC 7591). With ``defer_secret`` (a login), a secret kept in
     the keyring is left for :func:`read_kept_secret`, once the browser is open.
     """
-    name = check_profile_name(name)
-    store.check_case(name)
-    table = store.profile_table(name)
+    name, table = _table(store, name)
     resource = resource_of(table, flags)
     if resource is not None:
         from .registration import prepare
@@ -83,9 +88,7 @@ def resolve_blocking(
     A profile given by URLs or a preset resolves without asyncio, so that the
     browser opens before it (or aiohttp) is imported.
     """
-    name = check_profile_name(name)
-    store.check_case(name)
-    table = store.profile_table(name)
+    name, table = _table(store, name)
     if not needs_metadata(table, flags):
         return with_secret(store, name, table, flags, None, defer=defer_secret)
     import asyncio

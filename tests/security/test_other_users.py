@@ -23,6 +23,7 @@ from support import (
     NEUTRAL_CWD,
     NOBODY,
     DemoServer,
+    ServedLogin,
     as_nobody,
     free_port,
     login_args,
@@ -31,9 +32,7 @@ from support import (
 )
 
 from loopback_login._demo.browser import play_browser
-from loopback_login._login.bind import Listener
 from loopback_login._login.peer import Owner, parse_table, peer_owner
-from loopback_login._login.receiver import Receiver
 
 STATE = "c3RvbGVuLWZyb20tcHJvYy1jbWRsaW5lLTAxMjM0NTY3ODk"
 
@@ -52,27 +51,10 @@ print(data.split(b" ", 2)[1].decode(), data.count(b"belongs to another user"))
 """
 
 
-class Login:
-    def __init__(self, receiver: Receiver, listener: Listener) -> None:
-        self.receiver = receiver
-        self.port = listener.port
-        self.redirect = listener.redirect_uri
-        self.waiting = asyncio.ensure_future(receiver.wait())
-
-    async def finish_for_real(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            page = asyncio.ensure_future(http.get(f"{self.redirect}?code=real&state={STATE}"))
-            assert await asyncio.wait_for(self.waiting, 10) == "real"
-            self.receiver.finish(None, profile="p")
-            response = await asyncio.wait_for(page, 10)
-            assert response.status == 200
-            response.release()
-
-
 @pytest.fixture
-async def login() -> AsyncIterator[Login]:
+async def login() -> AsyncIterator[ServedLogin]:
     async with receiving("http://127.0.0.1:0/callback", state=STATE) as served:
-        yield Login(*served)
+        yield ServedLogin(*served, STATE)
 
 
 @needs_second_user
@@ -81,7 +63,7 @@ async def login() -> AsyncIterator[Login]:
     [f"code=attackers-own-code&state={STATE}", f"error=access_denied&state={STATE}"],
     ids=["code", "error"],
 )
-async def test_another_user_with_the_stolen_state_gets_403(login: Login, query: str) -> None:
+async def test_another_user_with_the_stolen_state_gets_403(login: ServedLogin, query: str) -> None:
     attacker = await asyncio.create_subprocess_exec(
         *as_nobody(_FORGE, str(login.port), f"/callback?{query}"),
         stdout=asyncio.subprocess.PIPE,
@@ -216,7 +198,7 @@ def test_flood_of_idle_connections_from_another_user(tmp_path: Path, demo: DemoS
 
 
 async def test_callback_with_64_kib_of_cookies_is_accepted_and_never_logged(
-    login: Login, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    login: ServedLogin, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(0)  # everything, from every logger
     cookies = "; ".join(f"c{i}=cookie-value-{i:05d}-" + "x" * 40 for i in range(1100))

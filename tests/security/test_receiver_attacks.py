@@ -8,69 +8,18 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from support import receiving
+from support import ServedLogin, receiving
 
 from loopback_login._errors import AuthorizationError, IssuerMismatch
-from loopback_login._login.bind import Listener
-from loopback_login._login.receiver import Receiver
 
 STATE = "Zm9yLXRoaXMtbG9naW4tb25seS0wMTIzNDU2Nzg5YWJj"
 ISSUER = "https://idp.example"
 
 
-class Harness:
-    def __init__(self, receiver: Receiver, listener: Listener) -> None:
-        self.receiver = receiver
-        self.port = listener.port
-        self.redirect = listener.redirect_uri
-        self.origin = f"http://127.0.0.1:{listener.port}"
-        self.waiting = asyncio.ensure_future(receiver.wait())
-
-    async def raw(self, request: bytes, *, read: bool = True) -> tuple[int, bytes]:
-        """Send bytes as they are, without any client's help; the status and body."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        try:
-            writer.write(request)
-            await writer.drain()
-            if not read:
-                return 0, b""
-            data = await asyncio.wait_for(reader.read(), 10)
-        finally:
-            writer.close()
-        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-        return status, data.partition(b"\r\n\r\n")[2]
-
-    async def get(self, target: str, **headers: str) -> tuple[int, bytes]:
-        host = headers.pop("Host", f"127.0.0.1:{self.port}")
-        lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        return await self.raw(("\r\n".join(lines) + "\r\n\r\n").encode())
-
-    async def assert_still_waiting(self) -> None:
-        """The wait goes on after what was sent before.
-
-        The event waited for is the receiver answering a later request: a wait
-        ended by an earlier one is woken through callbacks queued on this loop
-        before that answer can arrive, so it would show by then.
-        """
-        status, _ = await self.get("/favicon.ico")
-        assert status == 404
-        assert not self.waiting.done(), "the wait ended"
-
-    async def finish_for_real(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            page = asyncio.ensure_future(http.get(f"{self.redirect}?code=real&state={STATE}"))
-            assert await asyncio.wait_for(self.waiting, 10) == "real"
-            self.receiver.finish(None, profile="p")
-            response = await asyncio.wait_for(page, 10)
-            assert response.status == 200
-            response.release()
-
-
 @pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
+async def harness() -> AsyncIterator[ServedLogin]:
     async with receiving("http://127.0.0.1:0/callback", state=STATE, issuer=ISSUER) as served:
-        yield Harness(*served)
+        yield ServedLogin(*served, STATE)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +35,7 @@ async def harness() -> AsyncIterator[Harness]:
         "/callback/../callback?code=c&state=" + STATE,
     ],
 )
-async def test_wrong_path(harness: Harness, target: str) -> None:
+async def test_wrong_path(harness: ServedLogin, target: str) -> None:
     status, _ = await harness.get(target)
     assert status in (400, 404)
     await harness.assert_still_waiting()
@@ -94,7 +43,7 @@ async def test_wrong_path(harness: Harness, target: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"])
-async def test_wrong_method(harness: Harness, method: str) -> None:
+async def test_wrong_method(harness: ServedLogin, method: str) -> None:
     request = (
         f"{method} /callback?code=c&state={STATE} HTTP/1.1\r\nHost: 127.0.0.1:{harness.port}\r\n"
         "Content-Length: 0\r\nConnection: close\r\n\r\n"
@@ -118,7 +67,7 @@ async def test_wrong_method(harness: Harness, method: str) -> None:
         "",
     ],
 )
-async def test_wrong_host_or_dns_rebinding(harness: Harness, host: str) -> None:
+async def test_wrong_host_or_dns_rebinding(harness: ServedLogin, host: str) -> None:
     status, body = await harness.get(
         f"/callback?code=c&state={STATE}", Host=host.format(port=harness.port)
     )
@@ -127,7 +76,7 @@ async def test_wrong_host_or_dns_rebinding(harness: Harness, host: str) -> None:
     await harness.finish_for_real()
 
 
-async def test_missing_host(harness: Harness) -> None:
+async def test_missing_host(harness: ServedLogin) -> None:
     status, _ = await harness.raw(f"GET /callback?code=c&state={STATE} HTTP/1.0\r\n\r\n".encode())
     assert status == 400
     await harness.assert_still_waiting()
@@ -157,7 +106,7 @@ async def test_missing_host(harness: Harness) -> None:
         f"code=&state={STATE}",
     ],
 )
-async def test_callbacks_that_are_not_this_logins_answer(harness: Harness, query: str) -> None:
+async def test_callbacks_that_are_not_this_logins_answer(harness: ServedLogin, query: str) -> None:
     status, body = await harness.get(f"/callback?{query}")
     assert status == 400
     assert b"still waiting" in body or b"Bad Request" in body
@@ -166,20 +115,20 @@ async def test_callbacks_that_are_not_this_logins_answer(harness: Harness, query
 
 
 @pytest.mark.parametrize("size", [9_000, 100_000])
-async def test_oversized_query(harness: Harness, size: int) -> None:
+async def test_oversized_query(harness: ServedLogin, size: int) -> None:
     status, _ = await harness.get(f"/callback?code={'a' * size}&state={STATE}")
     assert status in (400, 414, 431)
     await harness.assert_still_waiting()
     await harness.finish_for_real()
 
 
-async def test_replayed_state_after_the_login(harness: Harness) -> None:
+async def test_replayed_state_after_the_login(harness: ServedLogin) -> None:
     await harness.finish_for_real()
     status, body = await harness.get(f"/callback?code=again&state={STATE}")
     assert status == 400 and b"already over" in body
 
 
-async def test_flood_of_bogus_callbacks_then_the_real_one(harness: Harness) -> None:
+async def test_flood_of_bogus_callbacks_then_the_real_one(harness: ServedLogin) -> None:
     async def bogus(i: int) -> int:
         status, _ = await harness.get(f"/callback?code=x{i}&state=guess{i}")
         return status
@@ -190,7 +139,7 @@ async def test_flood_of_bogus_callbacks_then_the_real_one(harness: Harness) -> N
     await harness.finish_for_real()
 
 
-async def test_slow_client_does_not_block_the_real_callback(harness: Harness) -> None:
+async def test_slow_client_does_not_block_the_real_callback(harness: ServedLogin) -> None:
     # A request that never finishes (slowloris), held open meanwhile.
     reader, writer = await asyncio.open_connection("127.0.0.1", harness.port)
     writer.write(f"GET /callback?code=slow&state={STATE} HTTP/1.1\r\nHost: 127.0.0.1:".encode())
@@ -201,7 +150,7 @@ async def test_slow_client_does_not_block_the_real_callback(harness: Harness) ->
         writer.close()
 
 
-async def test_issuer_mismatch_ends_the_login_with_mix_up_error(harness: Harness) -> None:
+async def test_issuer_mismatch_ends_the_login_with_mix_up_error(harness: ServedLogin) -> None:
     evil = quote("https://evil.example", safe="")
     status, body = await harness.get(f"/callback?code=c&state={STATE}&iss={evil}")
     assert b"Login failed" in body
@@ -209,7 +158,7 @@ async def test_issuer_mismatch_ends_the_login_with_mix_up_error(harness: Harness
         await asyncio.wait_for(harness.waiting, 5)
 
 
-async def test_reflected_text_is_escaped(harness: Harness) -> None:
+async def test_reflected_text_is_escaped(harness: ServedLogin) -> None:
     description = quote("<script>alert(1)</script>", safe="")
     status, body = await harness.get(
         f"/callback?error=server_error&error_description={description}&state={STATE}"
@@ -220,7 +169,7 @@ async def test_reflected_text_is_escaped(harness: Harness) -> None:
         harness.waiting.result()
 
 
-async def test_pages_load_nothing_and_leak_nothing(harness: Harness) -> None:
+async def test_pages_load_nothing_and_leak_nothing(harness: ServedLogin) -> None:
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"{harness.redirect}?code=c&state=wrong") as response,
