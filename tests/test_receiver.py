@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import socket
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 from support import HAS_IPV6_LOOPBACK, free_port, needs_ipv6_loopback, receiving
 
+from loopback_login._demo.browser import BrowserVisit, play_browser
+from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
 from loopback_login._errors import AuthorizationDenied, ConfigError, PortInUse, TokenEndpointError
 from loopback_login._login.bind import bind, loopback_target
+from loopback_login._login.flow import login
 from loopback_login._login.receiver import Receiver
+from loopback_login._profiles.profile import resolve_profile
+from loopback_login._store import Store
+from loopback_login._ui import Terminal
+
+if TYPE_CHECKING:
+    from loopback_login._tokens.record import TokenRecord
 
 STATE = "the-state-0123456789abcdefghijklmnopqrstuvw"
 
@@ -172,3 +185,67 @@ async def test_port_is_free_again_at_once_after_a_served_login() -> None:
     # And nothing is listening any more.
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+class _Visiting:
+    """A played browser that says when its visit (the callback's page included) is over."""
+
+    def __init__(self) -> None:
+        self.visit: BrowserVisit | None = None
+        self.done = threading.Event()
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def open(self, url: str, say: object) -> None:
+        def run() -> None:
+            self.visit = play_browser(url)
+            self.done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+class _SlowDisk(Store):
+    """A store whose token write waits until the test lets it go."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+        self.writing = threading.Event()
+
+    def write_record(self, name: str, record: TokenRecord, path: str | None = None) -> str:
+        self.writing.set()
+        assert self.release.wait(30), "never released"
+        return super().write_record(name, record, path)
+
+
+async def test_the_page_goes_out_while_the_tokens_are_written(tmp_path: Path) -> None:
+    """The exchange's answer reaches the browser without waiting for the disk (fsync is slow);
+    the login itself returns only once the tokens are saved."""
+    redirect = "http://127.0.0.1:0/callback"
+    client = DemoClient("app", "secret", (redirect,), any_loopback_port=True)
+    store = _SlowDisk(str(tmp_path / "config"))
+    browser = _Visiting()
+    async with RunningDemo(DemoProvider([client])) as demo:
+        profile = resolve_profile(
+            "home",
+            None,
+            {
+                "provider": "demo",
+                "base_url": demo.base_url,
+                "client_id": "app",
+                "client_secret": "secret",
+                "redirect_uri": redirect,
+                "client_check": False,
+            },
+        )
+        logging_in = asyncio.ensure_future(
+            login(profile, store=store, browser=browser, reporter=Terminal(io.StringIO()))
+        )
+        assert await asyncio.to_thread(store.writing.wait, 30)
+        assert await asyncio.to_thread(browser.done.wait, 30), "the page waited for the disk"
+        assert browser.visit is not None and "You are logged in" in browser.visit.body
+        assert not logging_in.done()
+        store.release.set()
+        token = await asyncio.wait_for(logging_in, 30)
+    assert store.require_record("home")["access_token"] == token.access_token

@@ -106,7 +106,8 @@ async def finish_login(
                     if isinstance(exc, ClientRefused):
                         reporter.say("")  # end the unanswered prompt's line
                     raise
-                token = await _exchange(profile, store, code, started.request)
+                token = await _exchange(profile, code, started.request)
+                _save(profile, store, token)
             else:
                 token = await _receive(
                     profile, store, started.request, started.listener, reporter, timeout, check
@@ -216,11 +217,15 @@ async def _receive(
             with contextlib.suppress(asyncio.CancelledError):
                 await countdown
         try:
-            token = await _exchange(profile, store, code, request)
+            token = await _exchange(profile, code, request)
         except LoopbackLoginError as exc:
             receiver.finish(exc, profile=profile.name)
             raise
+        # The page tells what the exchange said while the tokens are written: the
+        # write's fsyncs are the slowest step of all, and the terminal says where
+        # they went (or why they could not).
         receiver.finish(None, profile=profile.name, scope=token.scope)
+        await asyncio.to_thread(_save, profile, store, token)
         return token
 
 
@@ -283,8 +288,8 @@ async def _pasted_code(
         ) from None
 
 
-async def _exchange(profile: Profile, store: Store, code: str, request: AuthorizeRequest) -> Token:
-    """Trade the code for tokens (RFC 6749 §4.1.3) and store them."""
+async def _exchange(profile: Profile, code: str, request: AuthorizeRequest) -> Token:
+    """Trade the code for tokens (RFC 6749 §4.1.3), the id_token checked."""
     exchange = token_request(
         profile.token_url,
         authorization_code_grant(
@@ -305,5 +310,8 @@ async def _exchange(profile: Profile, store: Store, code: str, request: Authoriz
             nonce=request.nonce,
             now=time.time(),
         )
-    store.write_record(profile.name, make_record(token, profile.record_settings()))
     return token
+
+
+def _save(profile: Profile, store: Store, token: Token) -> None:
+    store.write_record(profile.name, make_record(token, profile.record_settings()))

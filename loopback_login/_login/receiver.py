@@ -242,7 +242,7 @@ class Receiver:
             page = _response(
                 200,
                 "You are logged in",
-                f"loopback-login saved the tokens for profile {profile}.{granted}",
+                f"loopback-login has the tokens for profile {profile}.{granted}",
                 ok=True,
                 hint="You can close this tab.",
             )
