@@ -46,6 +46,7 @@ PROFILE_KEYS = frozenset(
         "client_check",
         "resource",
         "api_base_url",
+        "client_metadata_url",
     }
 )
 

@@ -21,7 +21,7 @@ from .._errors import ConfigError, ProviderError
 from .._http.client import client_session, read_body
 from .._login.bind import is_loopback_host
 from .._store import Store
-from .discovery import Metadata, discover
+from .discovery import Metadata, discover, discover_legacy
 from .resource import (
     Registration,
     ResourceMetadata,
@@ -35,6 +35,9 @@ from .resource import (
     resource_metadata_url,
     well_known_urls,
 )
+
+#: RFC 8252 §7.3: a loopback redirect URI on whatever port is free when the login binds.
+ANY_PORT_REDIRECT = "http://127.0.0.1:0/callback"
 
 #: The table (in ``[profiles.NAME]``) that says the client was registered by us, and where.
 REGISTRATION_TABLE = "dynamic_registration"
@@ -68,20 +71,39 @@ async def prepare(
     flags = dict(flags)
     wanted = flags.get("issuer") or table.get("issuer")
     resource_metadata = await find_resource_metadata(resource)
-    issuer = choose_authorization_server(resource_metadata, wanted)
-    metadata = await discover(issuer, store=store, name=name)
-    # RFC 8707 + RFC 9728 §2: ask for what the resource says it supports.
-    scope = flags.get("scope") or table.get("scope") or default_scope(resource_metadata)
-    if scope and not (flags.get("scope") or table.get("scope")):
-        flags["scope"] = scope
+    if resource_metadata is None:
+        # MCP 2025-03-26: no resource metadata; the server's origin is its authorization server.
+        metadata = await discover_legacy(resource)
+        issuer = metadata.issuer
+        scope = flags.get("scope") or table.get("scope")
+    else:
+        issuer = choose_authorization_server(resource_metadata, wanted)
+        metadata = await discover(issuer, store=store, name=name)
+        # RFC 8707 + RFC 9728 §2: ask for what the resource says it supports.
+        scope = flags.get("scope") or table.get("scope") or default_scope(resource_metadata)
+        if scope and not (flags.get("scope") or table.get("scope")):
+            flags["scope"] = scope
     # A client id the person gave (flag or table) is used as it is; one we
     # registered is used again while it fits, else replaced.
     given_client = flags.get("client_id") or (
         table.get("client_id") and not isinstance(table.get(REGISTRATION_TABLE), dict)
     )
-    if register and not given_client and not await _reusable(table, flags, resource, issuer, say):
-        await _register(store, name, resource, issuer, metadata, flags, scope, say)
+    document = flags.get("client_metadata_url") or table.get("client_metadata_url")
+    if given_client or (document and metadata.client_id_metadata_document_supported):
+        if not given_client:
+            # OAuth Client ID Metadata Documents: the document's URL is the client id
+            # (after a client id given, before registration, as MCP 2025-11-25 orders them).
+            _check_url("client metadata document URL", str(document))
+            flags["client_id"] = document
+        if not (flags.get("redirect_uri") or table.get("redirect_uri")):
+            # Registered by hand (or in the document) without the person knowing a port:
+            # a loopback redirect on any port (RFC 8252 §7.3: servers allow any port).
+            flags["redirect_uri"] = ANY_PORT_REDIRECT
+    elif register and not await _reusable(table, flags, resource, issuer, say):
+        await _register(store, name, resource, issuer, metadata, flags, say)
         table = store.profile_table(name) or {}
+        # Just registered: its client id and secret cannot be wrong (see _login.client_check).
+        flags["client_check"] = False
     return Prepared(table, flags, metadata)
 
 
@@ -132,7 +154,6 @@ async def _register(
     issuer: str,
     metadata: Metadata,
     flags: Mapping[str, Any],
-    scope: str | None,
     say: Callable[[str], None],
 ) -> Registration:
     endpoint = metadata.registration_endpoint
@@ -143,7 +164,7 @@ async def _register(
         )
     _check_url("registration endpoint", endpoint)
     redirect_uri = flags.get("redirect_uri") or _loopback_redirect_uri()
-    body = registration_request(redirect_uri, name=client_name(socket.gethostname()), scope=scope)
+    body = registration_request(redirect_uri, name=client_name(socket.gethostname()))
     try:
         async with (
             client_session(endpoint) as session,
@@ -235,18 +256,30 @@ def _loopback_redirect_uri() -> str:
     return f"http://127.0.0.1:{port}/callback"
 
 
-async def find_resource_metadata(resource: str) -> ResourceMetadata:
-    """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs."""
+#: MCP (streamable HTTP): the request a client opens with, sent to see the 401's challenge.
+_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "loopback-login", "version": "1"},
+    },
+}
+
+
+async def find_resource_metadata(resource: str) -> ResourceMetadata | None:
+    """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs.
+
+    ``None`` when it publishes none (404 everywhere): an MCP server of the
+    2025-03-26 revision. Streamable-HTTP MCP endpoints often protect only POST
+    (a GET answers 404 or 405): without a challenge to the GET, an MCP
+    ``initialize`` is POSTed to see the 401 and its ``resource_metadata`` and ``scope``.
+    """
     try:
         async with client_session(resource) as session:
-            async with session.get(
-                resource, headers={"Accept": "application/json"}, allow_redirects=False
-            ) as response:
-                challenges = (
-                    response.headers.getall("WWW-Authenticate", [])
-                    if response.status == 401
-                    else []
-                )
+            challenges = await _challenges(session, resource)
             named = resource_metadata_url(challenges)
             if named is not None:
                 _check_url("resource metadata URL", named, resource)
@@ -263,15 +296,36 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
                         return dataclasses.replace(
                             found, challenge_scope=challenge_scope(challenges)
                         )
-                    answers.append(f"{url}: {response.status}")
+                    answers.append((url, response.status))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProviderError(
             f"protected resource discovery: could not reach {resource} ({type(exc).__name__})"
         ) from None
+    if named is None and all(status == 404 for _url, status in answers):
+        return None
     raise ProviderError(
         f"protected resource discovery: {resource} publishes no metadata (RFC 9728; "
-        f"{'; '.join(answers)}); pass --issuer and --client-id instead"
+        f"{'; '.join(f'{url}: {status}' for url, status in answers)}); "
+        "pass --issuer and --client-id instead"
     )
+
+
+async def _challenges(session: aiohttp.ClientSession, resource: str) -> list[str]:
+    """The ``WWW-Authenticate`` values of the resource's 401: to a GET, else to an MCP POST."""
+    async with session.get(
+        resource, headers={"Accept": "application/json"}, allow_redirects=False
+    ) as response:
+        if response.status == 401:
+            return response.headers.getall("WWW-Authenticate", [])
+    async with session.post(
+        resource,
+        json=_INITIALIZE,
+        headers={"Accept": "application/json, text/event-stream"},
+        allow_redirects=False,
+    ) as response:
+        if response.status == 401:
+            return response.headers.getall("WWW-Authenticate", [])
+    return []
 
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:

@@ -147,15 +147,18 @@ class ResourceMetadata:
 def parse_resource_metadata(resource: str, url: str, body: bytes) -> ResourceMetadata:
     """Check and read the metadata document fetched from ``url`` for ``resource``.
 
-    RFC 9728 §3.3: its ``resource`` must be identical to the URL the metadata
-    was looked up for; otherwise an attacker's resource could send us (and our
-    token) to an authorization server of its choosing.
+    RFC 9728 §3.3: its ``resource`` must be identical to the identifier that
+    formed the URL it came from; otherwise an attacker's resource could send us
+    (and our token) to an authorization server of its choosing. That is the
+    resource itself for its own location (path inserted, or named by its 401),
+    and the origin for the root location, which a server publishes once for all
+    its paths.
     """
     data = _json_object(body)
     if data is None:
         raise ProviderError(f"protected resource metadata at {url} is not a JSON object")
     named = data.get("resource")
-    if named != resource:
+    if named not in accepted_identifiers(resource, url):
         raise ProviderError(
             f"protected resource metadata at {url} is for {_show(named)}, not {resource} "
             "(RFC 9728 §3.3); give --resource exactly as the server names itself"
@@ -173,6 +176,17 @@ def parse_resource_metadata(resource: str, url: str, body: bytes) -> ResourceMet
             else None
         ),
     )
+
+
+def accepted_identifiers(resource: str, url: str) -> tuple[str, ...]:
+    """The ``resource`` values a document at ``url`` may name for ``resource`` (RFC 9728 §3.3)."""
+    parts = urlsplit(resource)
+    root = urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN, "", ""))
+    if url == root and parts.path.rstrip("/"):
+        # The root document answers for the origin; the resource given is under it.
+        origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        return (resource, origin, origin + "/")
+    return (resource,)
 
 
 def choose_authorization_server(metadata: ResourceMetadata, wanted: str | None) -> str:
@@ -203,13 +217,13 @@ def client_name(hostname: str) -> str:
     return f"loopback-login on {hostname}" if hostname else "loopback-login"
 
 
-def registration_request(
-    redirect_uri: str, *, name: str, scope: str | None = None
-) -> dict[str, Any]:
+def registration_request(redirect_uri: str, *, name: str) -> dict[str, Any]:
     """RFC 7591 §2 client metadata of a native public client with a loopback redirect.
 
     No secret (``none``): an app on a person's machine cannot keep one (RFC 8252
-    §8.4); PKCE protects the code instead.
+    §8.4); PKCE protects the code instead. No ``scope`` (optional in §2): servers
+    whose resource scopes are not server-wide scopes refuse it
+    (``invalid_client_metadata``); the scope is asked for in the authorize request.
     """
     body: dict[str, Any] = {
         "client_name": name,
@@ -220,8 +234,6 @@ def registration_request(
         "application_type": "native",
         "software_id": "loopback-login",
     }
-    if scope:
-        body["scope"] = scope
     return body
 
 
@@ -263,9 +275,11 @@ def parse_registration_response(
         raise ProviderError(
             f"client registration at {endpoint} did not keep the redirect URI {redirect_uri}"
         )
-    method = data.get("token_endpoint_auth_method", "none")
     secret = data.get("client_secret")
     secret = secret if isinstance(secret, str) and secret else None
+    # RFC 7591 §2: an omitted token_endpoint_auth_method means client_secret_basic
+    # (meaningful only with a secret: a server that returns none registered a public client).
+    method = data.get("token_endpoint_auth_method", "client_secret_basic" if secret else "none")
     if method not in _AUTH_METHODS or (method != "none" and secret is None):
         raise ProviderError(
             f"client registration at {endpoint} gave a client we cannot use "
