@@ -10,7 +10,8 @@ some servers answer an unknown code with 401 and ``invalid_grant``. Any other
 answer, or none, lets it go on, and the real exchange tells the rest.
 
 There is nothing to check for a public client (no secret; a wrong id shows on
-the login page) nor for a client registered a moment ago; see :func:`wanted`.
+the login page) nor for a client this tool registered (RFC 7591: nobody typed
+its id or secret; :mod:`.._profiles.registration` turns the check off for it).
 The check's verifier is its own random one, never the login's.
 """
 
@@ -38,7 +39,7 @@ def refused(error: TokenEndpointError | None) -> bool:
 
 def wanted(profile: Profile) -> bool:
     """Is there a client check to make? Not when turned off, nor for a public client
-    (``none``: no secret to be wrong), nor for one registered a moment ago."""
+    (``none``: no secret to be wrong)."""
     from .._protocol import ClientAuth
 
     return profile.client_check and profile.client_auth is not ClientAuth.NONE

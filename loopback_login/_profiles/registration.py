@@ -99,10 +99,12 @@ async def prepare(
             # Registered by hand (or in the document) without the person knowing a port:
             # a loopback redirect on any port (RFC 8252 §7.3: servers allow any port).
             flags["redirect_uri"] = ANY_PORT_REDIRECT
-    elif register and not await _reusable(table, flags, resource, issuer, say):
-        await _register(store, name, resource, issuer, metadata, flags, say)
-        table = store.profile_table(name) or {}
-        # Just registered: its client id and secret cannot be wrong (see _login.client_check).
+    elif register:
+        if not await _reusable(table, flags, resource, issuer, say):
+            await _register(store, name, resource, issuer, metadata, flags, say)
+            table = store.profile_table(name) or {}
+        # Registered by us, now or by an earlier login: nobody typed its id or secret, so
+        # there is nothing for the client check to catch (see _login.client_check).
         flags["client_check"] = False
     return Prepared(table, flags, metadata)
 

@@ -100,6 +100,15 @@ def challenge_scope(challenges: list[str]) -> str | None:
     return _challenge_param(challenges, "scope")
 
 
+def insufficient_scope(challenges: list[str]) -> str | None:
+    """RFC 6750 §3.1: the ``scope`` of a Bearer ``error="insufficient_scope"`` challenge."""
+    for value in challenges:
+        for scheme, params in parse_www_authenticate(value):
+            if scheme == "bearer" and params.get("error") == "insufficient_scope":
+                return params.get("scope") or None
+    return None
+
+
 def _challenge_param(challenges: list[str], name: str) -> str | None:
     parsed = [challenge for value in challenges for challenge in parse_www_authenticate(value)]
     parsed.sort(key=lambda challenge: challenge[0] != "bearer")
