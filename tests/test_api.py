@@ -23,6 +23,7 @@ PUBLIC = [
     "LoginRequired",
     "LoginTimeout",
     "LoopbackLoginError",
+    "McpAuth",
     "NetworkError",
     "PortInUse",
     "ProviderError",

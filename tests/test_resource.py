@@ -136,7 +136,9 @@ def test_choosing_the_authorization_server() -> None:
 
 
 def test_registration_request_is_a_native_public_client() -> None:
-    body = registration_request("http://127.0.0.1:5000/callback", name=client_name("laptop"))
+    body = registration_request(
+        "http://127.0.0.1:5000/callback", name=client_name("laptop"), scope="api offline"
+    )
     assert body == {
         "client_name": "loopback-login on laptop",
         "redirect_uris": ["http://127.0.0.1:5000/callback"],
@@ -145,7 +147,9 @@ def test_registration_request_is_a_native_public_client() -> None:
         "token_endpoint_auth_method": "none",
         "application_type": "native",
         "software_id": "loopback-login",
-    }  # no scope: optional (RFC 7591 §2), and refused by some servers
+        "scope": "api offline",
+    }
+    assert "scope" not in registration_request("http://127.0.0.1:1/callback", name="x")
 
 
 def test_registration_responses() -> None:
@@ -251,7 +255,7 @@ def test_login_with_only_the_resource_registers_and_binds_tokens(
     assert registered["application_type"] == "native"
     assert registered["grant_types"] == ["authorization_code", "refresh_token"]
     assert registered["client_name"] == f"loopback-login on {socket.gethostname()}"
-    assert "scope" not in registered  # asked for in the authorize request (below)
+    assert registered["scope"] == "api offline"  # the resource's scopes_supported
     [redirect] = registered["redirect_uris"]
     parts = urlsplit(redirect)
     assert (parts.scheme, parts.hostname, parts.path) == ("http", "127.0.0.1", "/callback")
@@ -382,7 +386,7 @@ def test_python_login_takes_the_resource(api: ProtectedApi, isolated_env: Path) 
     finally:
         del os.environ["BROWSER"]
     assert token.access_token.startswith("at-")
-    assert len(api.registered) == 1 and "scope" not in api.registered[0]
+    assert len(api.registered) == 1 and api.registered[0]["scope"] == "api"
     assert api.authorize_queries[0]["scope"] == "api"
     assert api.token_forms[-1]["resource"] == api.resource
     assert read_record("py")["resource"] == api.resource

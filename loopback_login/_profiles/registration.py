@@ -31,6 +31,7 @@ from .resource import (
     default_scope,
     parse_registration_response,
     parse_resource_metadata,
+    refused_for_metadata,
     registration_request,
     resource_metadata_url,
     well_known_urls,
@@ -101,7 +102,7 @@ async def prepare(
             flags["redirect_uri"] = ANY_PORT_REDIRECT
     elif register:
         if not await _reusable(table, flags, resource, issuer, say):
-            await _register(store, name, resource, issuer, metadata, flags, say)
+            await _register(store, name, resource, issuer, metadata, flags, scope, say)
             table = store.profile_table(name) or {}
         # Registered by us, now or by an earlier login: nobody typed its id or secret, so
         # there is nothing for the client check to catch (see _login.client_check).
@@ -156,6 +157,7 @@ async def _register(
     issuer: str,
     metadata: Metadata,
     flags: Mapping[str, Any],
+    scope: str | None,
     say: Callable[[str], None],
 ) -> Registration:
     endpoint = metadata.registration_endpoint
@@ -166,22 +168,15 @@ async def _register(
         )
     _check_url("registration endpoint", endpoint)
     redirect_uri = flags.get("redirect_uri") or _loopback_redirect_uri()
-    body = registration_request(redirect_uri, name=client_name(socket.gethostname()))
-    try:
-        async with (
-            client_session(endpoint) as session,
-            session.post(
-                endpoint,
-                json=body,
-                headers={"Accept": "application/json"},
-                allow_redirects=False,
-            ) as response,
-        ):
-            status, answer = response.status, await read_body(response)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ProviderError(
-            f"client registration: could not reach {endpoint} ({type(exc).__name__})"
-        ) from None
+    body = registration_request(redirect_uri, name=client_name(socket.gethostname()), scope=scope)
+    status, answer = await _post_registration(endpoint, body)
+    if scope and refused_for_metadata(status, answer):
+        # Some servers register only server-wide scopes and refuse a resource's
+        # (invalid_client_metadata); scope is optional (RFC 7591 §2): register
+        # without it, and ask for it in the authorize request. Others (the MCP
+        # SDK's) grant only the scopes registered: so it is sent first.
+        body.pop("scope")
+        status, answer = await _post_registration(endpoint, body)
     registration = parse_registration_response(endpoint, status, answer, redirect_uri)
     settings: dict[str, Any] = {
         "resource": resource,
@@ -212,6 +207,24 @@ async def _register(
         f"(redirect URI {redirect_uri}); saved in {store.config_path}"
     )
     return registration
+
+
+async def _post_registration(endpoint: str, body: Mapping[str, Any]) -> tuple[int, bytes]:
+    try:
+        async with (
+            client_session(endpoint) as session,
+            session.post(
+                endpoint,
+                json=body,
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            return response.status, await read_body(response)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProviderError(
+            f"client registration: could not reach {endpoint} ({type(exc).__name__})"
+        ) from None
 
 
 def keep_registration_secrets(

@@ -226,13 +226,13 @@ def client_name(hostname: str) -> str:
     return f"loopback-login on {hostname}" if hostname else "loopback-login"
 
 
-def registration_request(redirect_uri: str, *, name: str) -> dict[str, Any]:
+def registration_request(
+    redirect_uri: str, *, name: str, scope: str | None = None
+) -> dict[str, Any]:
     """RFC 7591 §2 client metadata of a native public client with a loopback redirect.
 
     No secret (``none``): an app on a person's machine cannot keep one (RFC 8252
-    §8.4); PKCE protects the code instead. No ``scope`` (optional in §2): servers
-    whose resource scopes are not server-wide scopes refuse it
-    (``invalid_client_metadata``); the scope is asked for in the authorize request.
+    §8.4); PKCE protects the code instead.
     """
     body: dict[str, Any] = {
         "client_name": name,
@@ -243,6 +243,8 @@ def registration_request(redirect_uri: str, *, name: str) -> dict[str, Any]:
         "application_type": "native",
         "software_id": "loopback-login",
     }
+    if scope:
+        body["scope"] = scope
     return body
 
 
@@ -259,6 +261,12 @@ class Registration:
 
     def __repr__(self) -> str:
         return f"Registration(client_id={self.client_id!r}, client_auth={self.client_auth!r})"
+
+
+def refused_for_metadata(status: int, body: bytes) -> bool:
+    """RFC 7591 §3.2.2: did the server refuse the client metadata we sent?"""
+    data = _json_object(body)
+    return status == 400 and data is not None and data.get("error") == "invalid_client_metadata"
 
 
 def parse_registration_response(
