@@ -20,8 +20,8 @@ from support import free_port, read_record, run_cli
 
 try:
     from fastmcp import FastMCP
-    from fastmcp.server.auth.auth import ClientRegistrationOptions
     from fastmcp.server.auth.providers.in_memory import InMemoryOAuthProvider
+    from mcp.server.auth.settings import ClientRegistrationOptions
     from mcp.shared.auth import OAuthClientInformationFull
     from pydantic import AnyUrl
 except ImportError:  # without the e2e extra: skipped (LOOPBACK_LOGIN_E2E=skip), else failed below
