@@ -39,6 +39,8 @@ class ProtectedApi:
     #: RFC 7592 reads of a registration answer 404, as after a restart of a server in memory.
     forget_clients: bool = False
     scopes: list[str] = field(default_factory=lambda: ["api", "offline"])
+    #: The issuer the authorization server metadata names (default: its own URL).
+    issuer: str | None = None
     #: A scope POST /api needs beyond the token's: a 403 insufficient_scope names it.
     write_scope: str | None = None
     base_url: str = ""
@@ -102,7 +104,7 @@ class ProtectedApi:
 
     async def _as_metadata(self, request: web.Request) -> web.Response:
         document = {
-            "issuer": self.base_url,
+            "issuer": self.issuer or self.base_url,
             "authorization_endpoint": f"{self.base_url}/authorize",
             "token_endpoint": f"{self.base_url}/token",
             "code_challenge_methods_supported": ["S256"],

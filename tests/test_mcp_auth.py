@@ -173,3 +173,24 @@ def test_sessions_without_a_person_raise_login_required(api: ProtectedApi) -> No
         ):
             http.post(api.resource, json={"a": 1})
     assert len(api.authorize_queries) == 1
+
+
+def test_a_2025_03_26_server_is_its_own_authorization_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LOOPBACK_LOGIN_CLIENT_SECRET")
+    # No resource metadata anywhere, no resource_metadata in the 401.
+    old = ProtectedApi(metadata="missing", www_authenticate=False)
+    served = Served(old)
+    try:
+        done = run_cli("login", "old", "--resource", old.resource, env=FOLLOWING_BROWSER)
+        assert done.returncode == 0, done.stderr
+        assert len(old.registered) == 1 and read_record("old")["issuer"] == old.base_url
+        # Metadata at the origin naming an issuer elsewhere is not followed.
+        old.issuer = "https://elsewhere.example"
+        refused = run_cli("login", "other", "--resource", old.resource, env=FOLLOWING_BROWSER)
+        assert refused.returncode == 4
+        assert "names an issuer on another origin ('https://elsewhere.example')" in refused.stderr
+        assert len(old.authorize_queries) == 1
+    finally:
+        served.close()

@@ -45,16 +45,18 @@ class _ApiMiddleware:
         token = await self.auth.token()
         self._authorize(request, token)
         response = await handler(request)
-        if self.auth.should_retry(response.status, authorized=True, retried=False):
-            token = await self.auth.after_401(token)
-        else:
-            scope = self.auth.step_up_scope(
+        refresh = self.auth.should_retry(response.status, authorized=True, retried=False)
+        scope = (
+            None
+            if refresh
+            else self.auth.step_up_scope(
                 response.status, response.headers.getall("WWW-Authenticate", []), token
             )
-            if scope is None:
-                return response
-            token = await self.auth.step_up(scope)
+        )
+        if not refresh and scope is None:
+            return response
         response.release()
+        token = await (self.auth.after_401(token) if scope is None else self.auth.step_up(scope))
         self._authorize(request, token)
         return await handler(request)
 

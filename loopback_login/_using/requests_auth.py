@@ -64,15 +64,17 @@ class RequestsAuth(AuthBase):
         )
         if sent is None or not authorized:
             return response
-        if self.auth.should_retry(response.status_code, authorized=True, retried=False):
-            token = self.auth.after_401_sync(sent)
-        else:
-            scope = self.auth.step_up_scope(response.status_code, _challenges(response), sent)
-            if scope is None:
-                return response
-            token = self.auth.step_up_sync(scope)
+        refresh = self.auth.should_retry(response.status_code, authorized=True, retried=False)
+        scope = (
+            None
+            if refresh
+            else self.auth.step_up_scope(response.status_code, _challenges(response), sent)
+        )
+        if not refresh and scope is None:
+            return response
         response.content  # noqa: B018 -- read it, so the connection can be reused
         response.close()
+        token = self.auth.after_401_sync(sent) if scope is None else self.auth.step_up_sync(scope)
         retry = request.copy()
         self._authorize(retry, token)
         # The retry's own 401 or 403 is final: this hook is not among its hooks (the caller's stay).
