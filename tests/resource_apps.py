@@ -47,6 +47,8 @@ class ProtectedApi:
     registered: list[dict[str, Any]] = field(default_factory=list)
     authorize_queries: list[dict[str, str]] = field(default_factory=list)
     token_forms: list[dict[str, str]] = field(default_factory=list)
+    #: The Authorization header of each token request (client_secret_basic), if any.
+    token_auth: list[str | None] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _granted: dict[str, str] = field(default_factory=dict)  # code or token -> scope
 
@@ -152,6 +154,7 @@ class ProtectedApi:
     async def _token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
         self.token_forms.append({k: str(v) for k, v in form.items()})
+        self.token_auth.append(request.headers.get("Authorization"))
         number = next(self._counter)
         # Granted as asked in the authorize request (or as the refresh token was).
         scope = self._granted.get(str(form.get("code") or form.get("refresh_token")))

@@ -194,3 +194,27 @@ def test_a_2025_03_26_server_is_its_own_authorization_server(
         assert len(old.authorize_queries) == 1
     finally:
         served.close()
+
+
+def test_a_client_registered_by_hand_needs_no_redirect_uri(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RFC 8252 §7.3: a loopback redirect on any free port; no --redirect-uri to know.
+    monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", "by-hand-secret")
+    protected = ProtectedApi()
+    served = Served(protected)
+    try:
+        args = ["login", "hand", "--resource", protected.resource, "--client-id", "by-hand"]
+        done = run_cli(*args, env=FOLLOWING_BROWSER)
+    finally:
+        served.close()
+    assert done.returncode == 0, done.stderr
+    assert protected.registered == []
+    [query] = protected.authorize_queries
+    redirect = query["redirect_uri"]
+    assert redirect.startswith("http://127.0.0.1:") and redirect.endswith("/callback")
+    assert not redirect.startswith("http://127.0.0.1:0/")
+    # The toy server's metadata offers only "none": the secret is not sent.
+    assert protected.token_forms[-1]["redirect_uri"] == redirect
+    assert "client_secret" not in protected.token_forms[-1]
+    assert protected.token_auth == [None]

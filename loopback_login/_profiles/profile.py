@@ -367,6 +367,8 @@ def _default_client_auth(
     # RFC 8414 §2: client_secret_basic unless the provider says otherwise.
     if "client_secret_basic" not in supported and "client_secret_post" in supported:
         return "post"
+    if "client_secret_basic" not in supported and "none" in supported:
+        return "none"  # a server for public clients only: the secret is not sent
     return "basic"
 
 
