@@ -41,7 +41,8 @@ class McpAuth(httpx2.Auth):
     ``client_id`` (and ``client_secret``) name a client registered by hand;
     ``client_metadata_url`` a client metadata document, used where the server
     takes one; without either, a client is registered (RFC 7591). ``timeout`` is
-    the login's wait for the browser.
+    the login's wait for the browser. Where no one can sign in (no browser can be
+    opened and ``$BROWSER`` is unset), a needed login is :class:`LoginRequired`.
     """
 
     requires_request_body = True
@@ -96,7 +97,15 @@ class McpAuth(httpx2.Auth):
     async def _login(self) -> Token:
         """One login at a time: requests refused together wait for the same one."""
         from .._api import login
+        from .._login.browser import no_browser_reason
 
+        why = no_browser_reason()
+        if why is not None:
+            # As for a step-up: only where someone can sign in (a login would wait in vain).
+            raise LoginRequired(
+                f"the MCP server {self.url} needs a login, and no one can sign in here ({why}); "
+                f"run `loopback-login login {self.profile} --resource {self.url}`"
+            )
         self._logging_in = self._logging_in or asyncio.Lock()
         async with self._logging_in:
             token = await login(

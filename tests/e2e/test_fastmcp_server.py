@@ -143,3 +143,17 @@ def test_a_pre_registered_client_is_not_refused_for_an_unknown_code(
     wrong = run_cli("login", "other", *args, "--timeout", "600", env={"BROWSER": "true"})
     assert wrong.returncode == 4, wrong.stderr
     assert "refused the client id or secret of profile 'other' (invalid_client)" in wrong.stderr
+
+
+def test_without_a_person_mcp_auth_says_how_to_log_in(
+    fastmcp_server: FastMcpServer, isolated_env: Path
+) -> None:
+    import loopback_login
+
+    auth = loopback_login.McpAuth("notes", fastmcp_server.url)  # no $BROWSER, no display
+    with pytest.raises(Exception) as caught:
+        _tools_with(fastmcp_server.url, auth)
+    # The SDK wraps what its transport raised; ours is in there, naming the command.
+    text = repr(caught.value) + "".join(repr(e) for e in getattr(caught.value, "exceptions", ()))
+    assert f"run `loopback-login login notes --resource {fastmcp_server.url}`" in text
+    assert fastmcp_server.authorization.clients == {}  # nothing registered
