@@ -287,14 +287,16 @@ _INITIALIZE = {
 async def find_resource_metadata(resource: str) -> ResourceMetadata | None:
     """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs.
 
-    ``None`` when it publishes none (404 everywhere): an MCP server of the
-    2025-03-26 revision. Streamable-HTTP MCP endpoints often protect only POST
-    (a GET answers 404 or 405): without a challenge to the GET, an MCP
-    ``initialize`` is POSTed to see the 401 and its ``resource_metadata`` and ``scope``.
+    ``None`` when it asks for a login (401) and publishes no metadata (404
+    everywhere): an MCP server of the 2025-03-26 revision. Streamable-HTTP MCP
+    endpoints often protect only POST (a GET answers 404 or 405): without a
+    challenge to the GET, an MCP ``initialize`` is POSTed to see the 401 and its
+    ``resource_metadata`` and ``scope``.
     """
     try:
         async with client_session(resource) as session:
-            challenges = await _challenges(session, resource)
+            answered = await _challenges(session, resource)
+            challenges = answered or []
             named = resource_metadata_url(challenges)
             if named is not None:
                 _check_url("resource metadata URL", named, resource)
@@ -316,8 +318,8 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata | None:
         raise ProviderError(
             f"protected resource discovery: could not reach {resource} ({type(exc).__name__})"
         ) from None
-    if named is None and all(status == 404 for _url, status in answers):
-        return None
+    if answered is not None and named is None and all(status == 404 for _, status in answers):
+        return None  # a 401, and no metadata anywhere: a 2025-03-26 server
     raise ProviderError(
         f"protected resource discovery: {resource} publishes no metadata (RFC 9728; "
         f"{'; '.join(f'{url}: {status}' for url, status in answers)}); "
@@ -325,8 +327,9 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata | None:
     )
 
 
-async def _challenges(session: aiohttp.ClientSession, resource: str) -> list[str]:
-    """The ``WWW-Authenticate`` values of the resource's 401: to a GET, else to an MCP POST."""
+async def _challenges(session: aiohttp.ClientSession, resource: str) -> list[str] | None:
+    """The ``WWW-Authenticate`` values of the resource's 401 to a GET, else to an MCP
+    POST; ``None`` when neither was answered 401 (nothing asks for a login)."""
     async with session.get(
         resource, headers={"Accept": "application/json"}, allow_redirects=False
     ) as response:
@@ -340,7 +343,7 @@ async def _challenges(session: aiohttp.ClientSession, resource: str) -> list[str
     ) as response:
         if response.status == 401:
             return response.headers.getall("WWW-Authenticate", [])
-    return []
+    return None
 
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:
