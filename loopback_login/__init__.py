@@ -24,6 +24,7 @@ __all__ = [
     "LoginRequired",
     "LoginTimeout",
     "LoopbackLoginError",
+    "McpAuth",
     "NetworkError",
     "PortInUse",
     "ProviderError",
@@ -47,11 +48,12 @@ _API = [name for name in __all__ if name[0].islower()]
 _ELSEWHERE = {
     "Token": "._tokens.token",
     **dict.fromkeys(_API, "._api"),
-    # Using the tokens: aiohttp, httpx or requests, each loaded only when asked for.
+    # Using the tokens: aiohttp, httpx, requests or the MCP SDK, each loaded only when asked for.
     "session": "._using.aiohttp_session",
     "middleware": "._using.aiohttp_session",
     "HttpxAuth": "._using.httpx_auth",
     "RequestsAuth": "._using.requests_auth",
+    "McpAuth": "._using.mcp_auth",
 }
 # Every other public name is an exception.
 _WHERE = {name: _ELSEWHERE.get(name, "._errors") for name in __all__}
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from ._tokens.token import Token
     from ._using.aiohttp_session import middleware, session
     from ._using.httpx_auth import HttpxAuth
+    from ._using.mcp_auth import McpAuth
     from ._using.requests_auth import RequestsAuth
 
 

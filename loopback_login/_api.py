@@ -51,6 +51,7 @@ class ProfileSettings(TypedDict, total=False):
     skew: float
     authorize_params: Mapping[str, str]
     client_check: bool
+    client_metadata_url: str
 
 
 async def login(

@@ -360,6 +360,10 @@ def _authenticated(
             raise ConfigError(f"client authentication {client_auth.value!r} needs a client secret")
         encode = basic_credentials if client_auth is ClientAuth.BASIC else raw_basic_credentials
         headers["Authorization"] = encode(client_id, client_secret)
+        if client_auth is ClientAuth.BASIC and purpose != "revocation":
+            # RFC 6749 §3.2.1: a client MAY name itself with client_id at the token
+            # endpoint; some servers (the MCP SDK's) look the client up by it first.
+            form.append(("client_id", client_id))
     elif client_auth is ClientAuth.POST:
         if client_secret is None:
             raise ConfigError("client authentication 'post' needs a client secret")

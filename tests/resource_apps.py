@@ -39,11 +39,18 @@ class ProtectedApi:
     #: RFC 7592 reads of a registration answer 404, as after a restart of a server in memory.
     forget_clients: bool = False
     scopes: list[str] = field(default_factory=lambda: ["api", "offline"])
+    #: The issuer the authorization server metadata names (default: its own URL).
+    issuer: str | None = None
+    #: A scope POST /api needs beyond the token's: a 403 insufficient_scope names it.
+    write_scope: str | None = None
     base_url: str = ""
     registered: list[dict[str, Any]] = field(default_factory=list)
     authorize_queries: list[dict[str, str]] = field(default_factory=list)
     token_forms: list[dict[str, str]] = field(default_factory=list)
+    #: The Authorization header of each token request (client_secret_basic), if any.
+    token_auth: list[str | None] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _granted: dict[str, str] = field(default_factory=dict)  # code or token -> scope
 
     @property
     def resource(self) -> str:
@@ -52,6 +59,7 @@ class ProtectedApi:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api", self._api)
+        app.router.add_post("/api", self._api)
         app.router.add_get("/.well-known/oauth-protected-resource/api", self._resource_metadata)
         if self.authorization_servers is None:
             app.router.add_get("/.well-known/oauth-authorization-server", self._as_metadata)
@@ -65,6 +73,16 @@ class ProtectedApi:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         claims = jwt_claims(token) or {}
         if scheme == "Bearer" and (claims.get("aud") == self.resource or token.startswith("at-")):
+            granted = self._granted.get(token, "").split()
+            if request.method == "POST" and self.write_scope and self.write_scope not in granted:
+                # RFC 6750 §3.1; the scope named is all the request needs (MCP 2025-11-25).
+                needed = " ".join(["api", self.write_scope])
+                challenge = f'Bearer error="insufficient_scope", scope="{needed}"'
+                return web.json_response(
+                    {"error": "insufficient_scope"},
+                    status=403,
+                    headers={"WWW-Authenticate": challenge},
+                )
             return web.json_response({"hello": claims.get("sub", "you")})
         headers = {}
         if self.www_authenticate:
@@ -88,7 +106,7 @@ class ProtectedApi:
 
     async def _as_metadata(self, request: web.Request) -> web.Response:
         document = {
-            "issuer": self.base_url,
+            "issuer": self.issuer or self.base_url,
             "authorization_endpoint": f"{self.base_url}/authorize",
             "token_endpoint": f"{self.base_url}/token",
             "code_challenge_methods_supported": ["S256"],
@@ -130,19 +148,25 @@ class ProtectedApi:
         self.authorize_queries.append(query)
         # Consent is automatic: straight back to the client with a code.
         params = {"code": f"code-{next(self._counter)}", "state": query["state"]}
+        self._granted[params["code"]] = query.get("scope", "")
         raise web.HTTPFound(f"{query['redirect_uri']}?{urlencode(params)}")
 
     async def _token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
         self.token_forms.append({k: str(v) for k, v in form.items()})
+        self.token_auth.append(request.headers.get("Authorization"))
         number = next(self._counter)
+        # Granted as asked in the authorize request (or as the refresh token was).
+        scope = self._granted.get(str(form.get("code") or form.get("refresh_token")))
+        scope = " ".join(self.scopes) if scope is None else scope
+        self._granted[f"at-{number}"] = self._granted[f"rt-{number}"] = scope
         return web.json_response(
             {
                 "access_token": f"at-{number}",
                 "token_type": "Bearer",
                 "expires_in": 3600,
                 "refresh_token": f"rt-{number}",
-                "scope": " ".join(self.scopes),
+                "scope": scope,
             }
         )
 

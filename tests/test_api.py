@@ -22,6 +22,7 @@ PUBLIC = [
     "LoginRequired",
     "LoginTimeout",
     "LoopbackLoginError",
+    "McpAuth",
     "NetworkError",
     "PortInUse",
     "ProviderError",

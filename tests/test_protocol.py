@@ -248,6 +248,7 @@ def test_code_exchange_with_basic_auth() -> None:
         "code": "the-code",
         "redirect_uri": "http://localhost:8080/callback",
         "code_verifier": "verifier",
+        "client_id": "123abc",  # RFC 6749 §3.2.1: MAY; the MCP SDK's server needs it
     }
     assert "456def" not in repr(request) and "the-code" not in repr(request)
 

@@ -159,6 +159,12 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     )
     add("--client-id", help="the app's client id (API key)")
     add(
+        "--client-metadata-url",
+        metavar="URL",
+        help="with --resource: the https URL of this client's metadata document, used as its "
+        "client id where the authorization server supports that (OAuth CIMD)",
+    )
+    add(
         "--client-secret",
         help="the app's secret, kept for the profile after the login (the OS keyring where "
         "there is one); prefer $LOOPBACK_LOGIN_CLIENT_SECRET (command lines are visible)",

@@ -5,8 +5,14 @@ signed in and consented, when the code is exchanged. So while they look at the
 login page, the token endpoint gets an authorization-code request with a code
 that cannot exist: RFC 6749 §5.2 has it answer ``invalid_client`` (401) when
 the client's credentials are wrong, and ``invalid_grant`` when they are right
-(the code is unknown). Only a clear refusal ends the login; any other answer,
-or none, lets it go on, and the real exchange tells the rest.
+(the code is unknown). Only an answer naming ``invalid_client`` ends the login:
+some servers answer an unknown code with 401 and ``invalid_grant``. Any other
+answer, or none, lets it go on, and the real exchange tells the rest.
+
+There is nothing to check for a public client (no secret; a wrong id shows on
+the login page) nor for a client this tool registered (RFC 7591: nobody typed
+its id or secret; :mod:`.._profiles.registration` turns the check off for it).
+The check's verifier is its own random one, never the login's.
 """
 
 from __future__ import annotations
@@ -25,16 +31,22 @@ class ClientRefused(ProviderError):
     """The token endpoint refused the client id or secret (``invalid_client``)."""
 
 
-def refused(status: int, error: TokenEndpointError | None) -> bool:
+def refused(error: TokenEndpointError | None) -> bool:
     """Does this answer to an impossible code say the client's credentials are wrong?"""
-    code = (error.error or "").lower() if error is not None else ""
-    return code == "invalid_client" or status == 401
+    # Not the status alone: some servers answer an unknown code with 401 and invalid_grant.
+    return error is not None and (error.error or "").lower() == "invalid_client"
 
 
-def refusal_message(profile: Profile, status: int, error: TokenEndpointError | None) -> str:
+def wanted(profile: Profile) -> bool:
+    """Is there a client check to make? Not when turned off, nor for a public client
+    (``none``: no secret to be wrong)."""
+    from .._protocol import ClientAuth
+
+    return profile.client_check and profile.client_auth is not ClientAuth.NONE
+
+
+def refusal_message(profile: Profile) -> str:
     # Our own words only: the provider's text is not needed to say this.
-    said = (error.error or "").lower() if error is not None else ""
-    detail = " (invalid_client)" if said == "invalid_client" else f" (HTTP {status})"
     fix = (
         "check --client-id, and give the right secret with --client-secret or "
         "$LOOPBACK_LOGIN_CLIENT_SECRET (it replaces the kept one)"
@@ -42,7 +54,8 @@ def refusal_message(profile: Profile, status: int, error: TokenEndpointError | N
         else "check --client-id"
     )
     return (
-        f"the provider refused the client id or secret of profile {profile.name!r}{detail}, "
+        f"the provider refused the client id or secret of profile {profile.name!r} "
+        "(invalid_client), "
         f"before any sign-in; {fix}"
     )
 
@@ -74,5 +87,5 @@ async def check_client(profile: Profile, redirect_uri: str, code_verifier: str |
     error = parse_error_response(
         response.status, response.reason, response.content_type, response.body
     )
-    if refused(response.status, error):
-        raise ClientRefused(refusal_message(profile, response.status, error))
+    if refused(error):
+        raise ClientRefused(refusal_message(profile))

@@ -155,9 +155,10 @@ def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> 
 
 def _client_check(profile: Profile, request: AuthorizeRequest) -> asyncio.Task[None] | None:
     """Start checking the client at the token endpoint (see _client_check), unless turned off."""
-    if not profile.client_check:
+    from .client_check import check_client, wanted
+
+    if not wanted(profile):
         return None
-    from .client_check import check_client
 
     return asyncio.ensure_future(check_client(profile, request.redirect_uri, request.code_verifier))
 

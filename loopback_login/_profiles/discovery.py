@@ -40,6 +40,8 @@ class Metadata:
     token_endpoint_auth_methods: tuple[str, ...] = ("client_secret_basic",)
     #: RFC 7591 §3 (RFC 8414 §2): where a client can register itself.
     registration_endpoint: str | None = None
+    #: OAuth Client ID Metadata Documents: a URL may be the client id.
+    client_id_metadata_document_supported: bool = False
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -112,6 +114,8 @@ def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Meta
         token_endpoint_auth_methods=strings("token_endpoint_auth_methods_supported")
         or ("client_secret_basic",),
         registration_endpoint=url("registration_endpoint"),
+        client_id_metadata_document_supported=data.get("client_id_metadata_document_supported")
+        is True,
     )
 
 
@@ -134,6 +138,7 @@ def metadata_to_json(metadata: Metadata) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": metadata.iss_parameter_supported,
         "token_endpoint_auth_methods_supported": list(metadata.token_endpoint_auth_methods),
         "registration_endpoint": metadata.registration_endpoint,
+        "client_id_metadata_document_supported": metadata.client_id_metadata_document_supported,
     }
 
 
@@ -234,3 +239,61 @@ async def _fetch(issuer: str) -> Metadata:
     if refused is not None:
         raise refused
     raise ProviderError(f"the issuer {issuer} publishes no metadata (last answer: {last})")
+
+
+async def discover_legacy(resource: str) -> Metadata:
+    """MCP 2025-03-26: a server without resource metadata is its own authorization server.
+
+    That revision finds the metadata at ``/.well-known/oauth-authorization-server`` of
+    the MCP server's origin (its "authorization base URL"), and without it (404) uses
+    ``/authorize``, ``/token`` and ``/register`` there. The document is tied to the
+    origin it was read from, not to an issuer asked for: its ``issuer`` (which may
+    have a path) must be on that origin, so that it cannot send us elsewhere.
+    """
+    import aiohttp
+
+    from .._http.client import client_session, read_body
+
+    parts = urlsplit(resource)
+    origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    url = f"{origin}/.well-known/oauth-authorization-server"
+    try:
+        async with (
+            client_session(origin) as session,
+            session.get(
+                url,
+                headers={"Accept": "application/json", "MCP-Protocol-Version": "2025-03-26"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            status, body = response.status, await read_body(response)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProviderError(
+            f"could not read the authorization server metadata at {url}: {type(exc).__name__}"
+        ) from None
+    if status == 404:
+        return Metadata(
+            issuer=origin,
+            authorization_endpoint=f"{origin}/authorize",
+            token_endpoint=f"{origin}/token",
+            registration_endpoint=f"{origin}/register",
+        )
+    if status != 200:
+        raise ProviderError(
+            f"{resource} publishes no resource metadata (RFC 9728), and its authorization "
+            f"server metadata at {url} answered {status}"
+        )
+    try:
+        named = json.loads(body).get("issuer")
+    except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+        named = None
+    there = urlsplit(named) if isinstance(named, str) else None
+    if there is None or (there.scheme, there.netloc.lower()) != (
+        parts.scheme,
+        parts.netloc.lower(),
+    ):
+        raise ProviderError(
+            f"the authorization server metadata at {url} names an issuer on another origin "
+            f"({_clean(str(named), 100)!r}); not used"
+        )
+    return parse_metadata(str(named), body)

@@ -46,6 +46,7 @@ PROFILE_KEYS = frozenset(
         "client_check",
         "resource",
         "api_base_url",
+        "client_metadata_url",
     }
 )
 
@@ -366,6 +367,8 @@ def _default_client_auth(
     # RFC 8414 §2: client_secret_basic unless the provider says otherwise.
     if "client_secret_basic" not in supported and "client_secret_post" in supported:
         return "post"
+    if "client_secret_basic" not in supported and "none" in supported:
+        return "none"  # a server for public clients only: the secret is not sent
     return "basic"
 
 

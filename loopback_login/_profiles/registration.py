@@ -21,7 +21,7 @@ from .._errors import ConfigError, ProviderError
 from .._http.client import client_session, read_body
 from .._login.bind import is_loopback_host
 from .._store import Store
-from .discovery import Metadata, discover
+from .discovery import Metadata, discover, discover_legacy
 from .resource import (
     Registration,
     ResourceMetadata,
@@ -31,10 +31,14 @@ from .resource import (
     default_scope,
     parse_registration_response,
     parse_resource_metadata,
+    refused_for_metadata,
     registration_request,
     resource_metadata_url,
     well_known_urls,
 )
+
+#: RFC 8252 §7.3: a loopback redirect URI on whatever port is free when the login binds.
+ANY_PORT_REDIRECT = "http://127.0.0.1:0/callback"
 
 #: The table (in ``[profiles.NAME]``) that says the client was registered by us, and where.
 REGISTRATION_TABLE = "dynamic_registration"
@@ -68,20 +72,41 @@ async def prepare(
     flags = dict(flags)
     wanted = flags.get("issuer") or table.get("issuer")
     resource_metadata = await find_resource_metadata(resource)
-    issuer = choose_authorization_server(resource_metadata, wanted)
-    metadata = await discover(issuer, store=store, name=name)
-    # RFC 8707 + RFC 9728 §2: ask for what the resource says it supports.
-    scope = flags.get("scope") or table.get("scope") or default_scope(resource_metadata)
-    if scope and not (flags.get("scope") or table.get("scope")):
-        flags["scope"] = scope
+    if resource_metadata is None:
+        # MCP 2025-03-26: no resource metadata; the server's origin is its authorization server.
+        metadata = await discover_legacy(resource)
+        issuer = metadata.issuer
+        scope = flags.get("scope") or table.get("scope")
+    else:
+        issuer = choose_authorization_server(resource_metadata, wanted)
+        metadata = await discover(issuer, store=store, name=name)
+        # RFC 8707 + RFC 9728 §2: ask for what the resource says it supports.
+        scope = flags.get("scope") or table.get("scope") or default_scope(resource_metadata)
+        if scope and not (flags.get("scope") or table.get("scope")):
+            flags["scope"] = scope
     # A client id the person gave (flag or table) is used as it is; one we
     # registered is used again while it fits, else replaced.
     given_client = flags.get("client_id") or (
         table.get("client_id") and not isinstance(table.get(REGISTRATION_TABLE), dict)
     )
-    if register and not given_client and not await _reusable(table, flags, resource, issuer, say):
-        await _register(store, name, resource, issuer, metadata, flags, scope, say)
-        table = store.profile_table(name) or {}
+    document = flags.get("client_metadata_url") or table.get("client_metadata_url")
+    if given_client or (document and metadata.client_id_metadata_document_supported):
+        if not given_client:
+            # OAuth Client ID Metadata Documents: the document's URL is the client id
+            # (after a client id given, before registration, as MCP 2025-11-25 orders them).
+            _check_url("client metadata document URL", str(document))
+            flags["client_id"] = document
+        if not (flags.get("redirect_uri") or table.get("redirect_uri")):
+            # Registered by hand (or in the document) without the person knowing a port:
+            # a loopback redirect on any port (RFC 8252 §7.3: servers allow any port).
+            flags["redirect_uri"] = ANY_PORT_REDIRECT
+    elif register:
+        if not await _reusable(table, flags, resource, issuer, say):
+            await _register(store, name, resource, issuer, metadata, flags, scope, say)
+            table = store.profile_table(name) or {}
+        # Registered by us, now or by an earlier login: nobody typed its id or secret, so
+        # there is nothing for the client check to catch (see _login.client_check).
+        flags["client_check"] = False
     return Prepared(table, flags, metadata)
 
 
@@ -144,21 +169,14 @@ async def _register(
     _check_url("registration endpoint", endpoint)
     redirect_uri = flags.get("redirect_uri") or _loopback_redirect_uri()
     body = registration_request(redirect_uri, name=client_name(socket.gethostname()), scope=scope)
-    try:
-        async with (
-            client_session(endpoint) as session,
-            session.post(
-                endpoint,
-                json=body,
-                headers={"Accept": "application/json"},
-                allow_redirects=False,
-            ) as response,
-        ):
-            status, answer = response.status, await read_body(response)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ProviderError(
-            f"client registration: could not reach {endpoint} ({type(exc).__name__})"
-        ) from None
+    status, answer = await _post_registration(endpoint, body)
+    if scope and refused_for_metadata(status, answer):
+        # Some servers register only server-wide scopes and refuse a resource's
+        # (invalid_client_metadata); scope is optional (RFC 7591 §2): register
+        # without it, and ask for it in the authorize request. Others (the MCP
+        # SDK's) grant only the scopes registered: so it is sent first.
+        body.pop("scope")
+        status, answer = await _post_registration(endpoint, body)
     registration = parse_registration_response(endpoint, status, answer, redirect_uri)
     settings: dict[str, Any] = {
         "resource": resource,
@@ -189,6 +207,24 @@ async def _register(
         f"(redirect URI {redirect_uri}); saved in {store.config_path}"
     )
     return registration
+
+
+async def _post_registration(endpoint: str, body: Mapping[str, Any]) -> tuple[int, bytes]:
+    try:
+        async with (
+            client_session(endpoint) as session,
+            session.post(
+                endpoint,
+                json=body,
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            return response.status, await read_body(response)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProviderError(
+            f"client registration: could not reach {endpoint} ({type(exc).__name__})"
+        ) from None
 
 
 def keep_registration_secrets(
@@ -235,18 +271,32 @@ def _loopback_redirect_uri() -> str:
     return f"http://127.0.0.1:{port}/callback"
 
 
-async def find_resource_metadata(resource: str) -> ResourceMetadata:
-    """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs."""
+#: MCP (streamable HTTP): the request a client opens with, sent to see the 401's challenge.
+_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "loopback-login", "version": "1"},
+    },
+}
+
+
+async def find_resource_metadata(resource: str) -> ResourceMetadata | None:
+    """RFC 9728: the resource's metadata, named by its 401 or at its well-known URLs.
+
+    ``None`` when it asks for a login (401) and publishes no metadata (404
+    everywhere): an MCP server of the 2025-03-26 revision. Streamable-HTTP MCP
+    endpoints often protect only POST (a GET answers 404 or 405): without a
+    challenge to the GET, an MCP ``initialize`` is POSTed to see the 401 and its
+    ``resource_metadata`` and ``scope``.
+    """
     try:
         async with client_session(resource) as session:
-            async with session.get(
-                resource, headers={"Accept": "application/json"}, allow_redirects=False
-            ) as response:
-                challenges = (
-                    response.headers.getall("WWW-Authenticate", [])
-                    if response.status == 401
-                    else []
-                )
+            answered = await _challenges(session, resource)
+            challenges = answered or []
             named = resource_metadata_url(challenges)
             if named is not None:
                 _check_url("resource metadata URL", named, resource)
@@ -263,15 +313,37 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
                         return dataclasses.replace(
                             found, challenge_scope=challenge_scope(challenges)
                         )
-                    answers.append(f"{url}: {response.status}")
+                    answers.append((url, response.status))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProviderError(
             f"protected resource discovery: could not reach {resource} ({type(exc).__name__})"
         ) from None
+    if answered is not None and named is None and all(status == 404 for _, status in answers):
+        return None  # a 401, and no metadata anywhere: a 2025-03-26 server
     raise ProviderError(
         f"protected resource discovery: {resource} publishes no metadata (RFC 9728; "
-        f"{'; '.join(answers)}); pass --issuer and --client-id instead"
+        f"{'; '.join(f'{url}: {status}' for url, status in answers)}); "
+        "pass --issuer and --client-id instead"
     )
+
+
+async def _challenges(session: aiohttp.ClientSession, resource: str) -> list[str] | None:
+    """The ``WWW-Authenticate`` values of the resource's 401 to a GET, else to an MCP
+    POST; ``None`` when neither was answered 401 (nothing asks for a login)."""
+    async with session.get(
+        resource, headers={"Accept": "application/json"}, allow_redirects=False
+    ) as response:
+        if response.status == 401:
+            return response.headers.getall("WWW-Authenticate", [])
+    async with session.post(
+        resource,
+        json=_INITIALIZE,
+        headers={"Accept": "application/json, text/event-stream"},
+        allow_redirects=False,
+    ) as response:
+        if response.status == 401:
+            return response.headers.getall("WWW-Authenticate", [])
+    return None
 
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:

@@ -101,6 +101,15 @@ def challenge_scope(challenges: list[str]) -> str | None:
     return _challenge_param(challenges, "scope")
 
 
+def insufficient_scope(challenges: list[str]) -> str | None:
+    """RFC 6750 §3.1: the ``scope`` of a Bearer ``error="insufficient_scope"`` challenge."""
+    for value in challenges:
+        for scheme, params in parse_www_authenticate(value):
+            if scheme == "bearer" and params.get("error") == "insufficient_scope":
+                return params.get("scope") or None
+    return None
+
+
 def _challenge_param(challenges: list[str], name: str) -> str | None:
     parsed = [challenge for value in challenges for challenge in parse_www_authenticate(value)]
     parsed.sort(key=lambda challenge: challenge[0] != "bearer")
@@ -148,15 +157,18 @@ class ResourceMetadata:
 def parse_resource_metadata(resource: str, url: str, body: bytes) -> ResourceMetadata:
     """Check and read the metadata document fetched from ``url`` for ``resource``.
 
-    RFC 9728 §3.3: its ``resource`` must be identical to the URL the metadata
-    was looked up for; otherwise an attacker's resource could send us (and our
-    token) to an authorization server of its choosing.
+    RFC 9728 §3.3: its ``resource`` must be identical to the identifier that
+    formed the URL it came from; otherwise an attacker's resource could send us
+    (and our token) to an authorization server of its choosing. That is the
+    resource itself for its own location (path inserted, or named by its 401),
+    and the origin for the root location, which a server publishes once for all
+    its paths.
     """
     data = _json_object(body)
     if data is None:
         raise ProviderError(f"protected resource metadata at {url} is not a JSON object")
     named = data.get("resource")
-    if named != resource:
+    if named not in accepted_identifiers(resource, url):
         raise ProviderError(
             f"protected resource metadata at {url} is for {_show(named)}, not {resource} "
             "(RFC 9728 §3.3); give --resource exactly as the server names itself"
@@ -174,6 +186,17 @@ def parse_resource_metadata(resource: str, url: str, body: bytes) -> ResourceMet
             else None
         ),
     )
+
+
+def accepted_identifiers(resource: str, url: str) -> tuple[str, ...]:
+    """The ``resource`` values a document at ``url`` may name for ``resource`` (RFC 9728 §3.3)."""
+    parts = urlsplit(resource)
+    root = urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN, "", ""))
+    if url == root and parts.path.rstrip("/"):
+        # The root document answers for the origin; the resource given is under it.
+        origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        return (resource, origin, origin + "/")
+    return (resource,)
 
 
 def choose_authorization_server(metadata: ResourceMetadata, wanted: str | None) -> str:
@@ -241,6 +264,12 @@ class Registration:
         return f"Registration(client_id={self.client_id!r}, client_auth={self.client_auth!r})"
 
 
+def refused_for_metadata(status: int, body: bytes) -> bool:
+    """RFC 7591 §3.2.2: did the server refuse the client metadata we sent?"""
+    data = _json_object(body)
+    return status == 400 and data is not None and data.get("error") == "invalid_client_metadata"
+
+
 def parse_registration_response(
     endpoint: str, status: int, body: bytes, redirect_uri: str
 ) -> Registration:
@@ -264,9 +293,11 @@ def parse_registration_response(
         raise ProviderError(
             f"client registration at {endpoint} did not keep the redirect URI {redirect_uri}"
         )
-    method = data.get("token_endpoint_auth_method", "none")
     secret = data.get("client_secret")
     secret = secret if isinstance(secret, str) and secret else None
+    # RFC 7591 §2: an omitted token_endpoint_auth_method means client_secret_basic
+    # (meaningful only with a secret: a server that returns none registered a public client).
+    method = data.get("token_endpoint_auth_method", "client_secret_basic" if secret else "none")
     if method not in _AUTH_METHODS or (method != "none" and secret is None):
         raise ProviderError(
             f"client registration at {endpoint} gave a client we cannot use "

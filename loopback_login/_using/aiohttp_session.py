@@ -45,10 +45,19 @@ class _ApiMiddleware:
         token = await self.auth.token()
         self._authorize(request, token)
         response = await handler(request)
-        if not self.auth.should_retry(response.status, authorized=True, retried=False):
+        refresh = self.auth.should_retry(response.status, authorized=True, retried=False)
+        scope = (
+            None
+            if refresh
+            else self.auth.step_up_scope(
+                response.status, response.headers.getall("WWW-Authenticate", []), token
+            )
+        )
+        if not refresh and scope is None:
             return response
         response.release()
-        self._authorize(request, await self.auth.after_401(token))
+        token = await (self.auth.after_401(token) if scope is None else self.auth.step_up(scope))
+        self._authorize(request, token)
         return await handler(request)
 
     def _authorize(self, request: aiohttp.ClientRequest, token: Token) -> None:
@@ -71,7 +80,9 @@ def middleware(
     For sessions you already have: ``aiohttp.ClientSession(middlewares=[middleware("home")])``.
     Requests to the API base's origin get the stored token (refreshed when it
     expires within the skew) and the provider's extras; a 401 refreshes once and
-    retries once; requests elsewhere go out untouched.
+    retries once; a 403 ``insufficient_scope`` signs in again for the scope it
+    names where a person can (else :class:`LoginRequired`) and retries once;
+    requests elsewhere go out untouched.
     """
     return _ApiMiddleware(ApiAuth(profile, client_secret=client_secret, config_dir=config_dir))
 

@@ -3,8 +3,9 @@
 :class:`ApiAuth` is what ``loopback-login api``, :func:`session`,
 :func:`middleware`, :class:`HttpxAuth` and :class:`RequestsAuth` share: which
 requests get the token and what they carry (:mod:`._target`), the stored token
-(read again once a second at most), and the refresh after a 401, through
-:func:`.._tokens.refresh.refresh_stored`'s single flight across tasks, threads and processes.
+(read again once a second at most), the refresh after a 401, through
+:func:`.._tokens.refresh.refresh_stored`'s single flight across tasks, threads and processes,
+and the step-up login after a 403 ``insufficient_scope`` (:meth:`ApiAuth.step_up`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .._store import Store, check_profile_name
 from .._tokens.current import current
 from .._tokens.record import is_fresh
 from .._tokens.token import Token
-from .target import ApiTarget, should_retry, target_from_record
+from .target import ApiTarget, should_retry, step_up_scope, target_from_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class ApiAuth:
         self._client_secret = client_secret
         self._held: tuple[TokenRecord, Token, float] | None = None
         self._header: tuple[Token, dict[str, str]] | None = None
+        #: The scope the last step-up login asked for: never asked for twice in a row.
+        self._stepped_up: str | None = None
         record = self._store.require_record(self.profile)
         self.target: ApiTarget = target_from_record(
             self.profile, record, self._store.token_path(self.profile)
@@ -107,6 +110,60 @@ class ApiAuth:
         if made is None or made[0] is not token:
             made = self._header = (token, self.target.headers(token.token_type, token.access_token))
         return made[1]
+
+    def step_up_scope(self, status: int, challenges: list[str], sent: Token) -> str | None:
+        """After the API answered ``status`` to ``sent``: the scope to sign in for, if any."""
+        return step_up_scope(status, challenges, sent.scope, self._stepped_up)
+
+    async def step_up(self, scope: str) -> Token:
+        """Sign in again for ``scope`` (the union of the granted and the required scopes).
+
+        Only where a person can sign in (a browser can be opened, or ``$BROWSER``
+        is set); elsewhere :class:`LoginRequired` (exit 3) names the scope.
+        """
+        from .._errors import LoginRequired
+        from .._login.browser import no_browser_reason
+        from .._text import shown
+
+        self._stepped_up = scope
+        why = no_browser_reason()
+        if why is not None:
+            raise LoginRequired(
+                shown(
+                    f"the API needs the scope {scope!r}, which the token of profile "
+                    f"{self.profile!r} was not granted, and no one can sign in here ({why}); "
+                    f"run `loopback-login login {self.profile} --scope '{scope}'`"
+                )
+            )
+        from .._login.flow import login
+        from .._profiles.resolve import resolve
+        from .._ui import default_reporter
+
+        reporter = default_reporter()
+        reporter.say(f"The API needs the scope {shown(scope)!r}: signing in again for it")
+        record = self._store.require_record(self.profile)
+        table = self._store.profile_table(self.profile) or {}
+        # The profile as the first login made it: what config.toml does not hold (flags of
+        # that login), the token record does.
+        flags: dict[str, object] = {"scope": scope}
+        if not table.get("client_id") and record.get("client_id"):
+            flags["client_id"] = record["client_id"]
+        if not any(table.get(key) for key in ("provider", "issuer", "resource", "token_url")):
+            for key in ("resource", "issuer"):
+                if record.get(key):
+                    flags[key] = record[key]
+                    break
+        if self._client_secret:
+            flags["client_secret"] = self._client_secret
+        profile = await resolve(self._store, self.profile, flags, register=True, say=reporter.say)
+        token = await login(profile, store=self._store, reporter=reporter)
+        self._held = None
+        return token
+
+    def step_up_sync(self, scope: str) -> Token:
+        from .._sync import run_sync
+
+        return run_sync(self.step_up(scope))
 
     @staticmethod
     def should_retry(status: int, *, authorized: bool, retried: bool) -> bool:

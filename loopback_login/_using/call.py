@@ -130,7 +130,8 @@ def call_api(
     """Send ``request`` to ``profile``'s API and write the answer to ``out``.
 
     Raises :class:`LoginRequired` when the API refuses the token even after a
-    refresh, :class:`ProviderError` for any other status of 400 and above (the
+    refresh, or asks for a scope (403 ``insufficient_scope``) where no one can
+    sign in, :class:`ProviderError` for any other status of 400 and above (the
     body has been written by then), :class:`NetworkError` when the API cannot
     be reached. Redirects are not followed (as curl without ``-L``): the token
     must not travel on, and ``-i`` shows where they point.
@@ -150,13 +151,25 @@ def call_api(
         headers["Content-Type"] = _JSON
     url = target.with_query(url)  # the provider's extras (Honeywell: apikey)
     token = auth.token_sync()
-    retried = False
+    retried = stepped_up = False
     while True:
         response = _send(request.method, url, data, {**headers, **auth.headers(token)})
-        if not auth.should_retry(response.status, authorized=True, retried=retried):
+        if auth.should_retry(response.status, authorized=True, retried=retried):
+            response.close()
+            token, retried = auth.after_401_sync(token), True
+            continue
+        scope = (
+            None
+            if stepped_up
+            else auth.step_up_scope(
+                response.status, response.headers.get_all("WWW-Authenticate") or [], token
+            )
+        )
+        if scope is None:
             break
+        # 403 insufficient_scope: sign in again for the union of the scopes, retry once.
         response.close()
-        token, retried = auth.after_401_sync(token), True
+        token, stepped_up = auth.step_up_sync(scope), True
     with response:
         if include:
             out.write(_head(response))

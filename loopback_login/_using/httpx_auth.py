@@ -25,7 +25,9 @@ class HttpxAuth(httpx.Auth):
 
     Requests to the API base's origin get the stored token (refreshed when it
     expires within the skew) and the provider's extras; a 401 refreshes once
-    and retries once; requests elsewhere, and redirects elsewhere (httpx drops
+    and retries once; a 403 ``insufficient_scope`` signs in again for the
+    scope it names where a person can (else :class:`LoginRequired`) and retries
+    once; requests elsewhere, and redirects elsewhere (httpx drops
     the header), go without the token.
     """
 
@@ -55,6 +57,12 @@ class HttpxAuth(httpx.Auth):
             response.status_code, authorized=True, retried=False
         )
 
+    def _step_up(self, response: httpx.Response, sent: Token) -> str | None:
+        """The scope a 403 ``insufficient_scope`` asks to sign in again for, if any."""
+        if response.status_code != 403 or not self._owns(response.request):
+            return None
+        return self.auth.step_up_scope(403, response.headers.get_list("WWW-Authenticate"), sent)
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         if not self._owns(request):
             yield request
@@ -65,7 +73,12 @@ class HttpxAuth(httpx.Auth):
         response = yield request
         if self._retries(response):
             # httpx reads the refused response itself: it goes into the history.
-            self._authorize(request, self.auth.after_401_sync(token))
+            token = self.auth.after_401_sync(token)
+            self._authorize(request, token)
+            response = yield request
+        scope = self._step_up(response, token)
+        if scope is not None:
+            self._authorize(request, self.auth.step_up_sync(scope))
             yield request
 
     async def async_auth_flow(
@@ -79,5 +92,10 @@ class HttpxAuth(httpx.Auth):
         self._authorize(request, token)
         response = yield request
         if self._retries(response):
-            self._authorize(request, await self.auth.after_401(token))
+            token = await self.auth.after_401(token)
+            self._authorize(request, token)
+            response = yield request
+        scope = self._step_up(response, token)
+        if scope is not None:
+            self._authorize(request, await self.auth.step_up(scope))
             yield request

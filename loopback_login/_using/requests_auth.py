@@ -62,15 +62,22 @@ class RequestsAuth(AuthBase):
             and self.auth.target.owns_url(request.url)
             and request.headers.get("Authorization") == self.auth.headers(sent)["Authorization"]
         )
-        if sent is None or not self.auth.should_retry(
-            response.status_code, authorized=authorized, retried=False
-        ):
+        if sent is None or not authorized:
+            return response
+        refresh = self.auth.should_retry(response.status_code, authorized=True, retried=False)
+        scope = (
+            None
+            if refresh
+            else self.auth.step_up_scope(response.status_code, _challenges(response), sent)
+        )
+        if not refresh and scope is None:
             return response
         response.content  # noqa: B018 -- read it, so the connection can be reused
         response.close()
+        token = self.auth.after_401_sync(sent) if scope is None else self.auth.step_up_sync(scope)
         retry = request.copy()
-        self._authorize(retry, self.auth.after_401_sync(sent))
-        # The retry's own 401 is final: this hook is not among its hooks (the caller's stay).
+        self._authorize(retry, token)
+        # The retry's own 401 or 403 is final: this hook is not among its hooks (the caller's stay).
         retry.hooks = {
             "response": [hook for hook in request.hooks["response"] if hook != self._on_response]
         }
@@ -79,3 +86,9 @@ class RequestsAuth(AuthBase):
         answer.history.append(response)
         answer.request = retry
         return answer
+
+
+def _challenges(response: requests.Response) -> list[str]:
+    """The ``WWW-Authenticate`` values (requests joins repeated headers with ", ")."""
+    value = response.headers.get("WWW-Authenticate")
+    return [value] if value else []

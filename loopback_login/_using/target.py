@@ -95,6 +95,32 @@ def should_retry(status: int, *, authorized: bool, retried: bool) -> bool:
     return status == 401 and authorized and not retried
 
 
+def step_up_scope(
+    status: int, challenges: list[str], granted: str | None, last_asked: str | None
+) -> str | None:
+    """After a response: the scope to sign in again for, or ``None`` (the answer stands).
+
+    A 403 whose Bearer challenge says ``insufficient_scope`` and names a scope
+    (RFC 6750 §3.1) asks for a new authorization with the union of the granted
+    and the required scopes (MCP 2025-11-25, scope challenge handling). Bounded:
+    not when the token already has every scope named (signing in again cannot
+    help), nor for the scope asked for last.
+    """
+    if status != 403 or not challenges:
+        return None
+    from .._profiles.resource import insufficient_scope
+
+    required = insufficient_scope(challenges)
+    if required is None:
+        return None
+    have = (granted or "").split()
+    missing = [scope for scope in required.split() if scope not in have]
+    wanted = " ".join([*have, *dict.fromkeys(missing)])
+    if not missing or wanted == last_asked:
+        return None
+    return wanted
+
+
 def target_from_record(name: str, record: Mapping[str, Any], path: str) -> ApiTarget:
     """The API of a stored profile: its token record's ``api_base_url``, provider and client id."""
     base_url = record.get("api_base_url")

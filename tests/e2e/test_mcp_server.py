@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import read_record, run_cli, start_cli
+from support import expire, read_record, run_cli, start_cli
 
 Catcher = tuple[dict[str, str], Callable[[], str]]
 
@@ -261,3 +261,63 @@ def test_login_to_an_mcp_server_then_list_its_tools(
     fresh = read_record("mcp")["access_token"]
     assert mcp_server.authorization.access[fresh].resource == mcp_server.url
     assert _tools(mcp_server.url, {"Authorization": f"Bearer {fresh}"}) == ["forecast"]
+
+
+def _tools_with(url: str, auth: Any) -> list[str]:
+    """:func:`_list_tools_with` from another thread (Playwright holds this one's loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _list_tools_with(url, auth)).result(120)
+
+
+async def _list_tools_with(url: str, auth: Any) -> list[str]:
+    """The README's example: the SDK's usual client call, with McpAuth on its httpx2 client."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(auth=auth) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        result = await client.list_tools()
+        return [tool.name for tool in result.tools]
+
+
+def test_the_sdk_client_logs_in_on_its_first_401(
+    mcp_server: McpServer, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resource_apps import FOLLOWING_BROWSER
+
+    import loopback_login
+
+    monkeypatch.delenv("LOOPBACK_LOGIN_CLIENT_SECRET")
+    monkeypatch.setenv("BROWSER", FOLLOWING_BROWSER["BROWSER"])  # consent is automatic
+    auth = loopback_login.McpAuth("weather", mcp_server.url)
+    assert _tools_with(mcp_server.url, auth) == ["forecast"]
+    # Logged in through the server's own authorization server, kept in our store.
+    [client] = mcp_server.authorization.clients.values()
+    record = read_record("weather")
+    assert record["client_id"] == client.client_id and record["resource"] == mcp_server.url
+    [issued] = mcp_server.authorization.access.values()
+    assert issued.token == record["access_token"] and issued.resource == mcp_server.url
+
+    # Another client later: the stored token, no second login.
+    again = loopback_login.McpAuth("weather", mcp_server.url)
+    assert _tools_with(mcp_server.url, again) == ["forecast"]
+    assert len(mcp_server.authorization.access) == 1
+
+    # Expired: refreshed (this project's single-flight refresh), still no login.
+    expire("weather")
+    later = loopback_login.McpAuth("weather", mcp_server.url)
+    assert _tools_with(mcp_server.url, later) == ["forecast"]
+    assert len(mcp_server.authorization.clients) == 1
+    assert read_record("weather")["access_token"] != record["access_token"]
+
+    # The server forgets every token: the 401 makes a new login, with the same client.
+    mcp_server.authorization.access.clear()
+    mcp_server.authorization.refresh.clear()
+    assert _tools_with(mcp_server.url, later) == ["forecast"]
+    assert len(mcp_server.authorization.clients) == 1
+    assert len(mcp_server.authorization.access) == 1
