@@ -13,15 +13,13 @@ import dataclasses
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from .._errors import ConfigError, ProviderError
 from .._http.client import client_session, read_body
-from .._login.bind import is_loopback_host
 from .._store import Store
-from .discovery import Metadata, discover
+from .discovery import Metadata, check_server_url, discover, same_origin
 from .resource import (
     Registration,
     ResourceMetadata,
@@ -103,7 +101,13 @@ async def _reusable(
     ):
         return False
     uri, token = registration.get("registration_client_uri"), registration_access_token(table)
-    if not isinstance(uri, str) or token is None:
+    endpoint = registration.get("registration_endpoint")
+    if not (isinstance(uri, str) and isinstance(endpoint, str)) or token is None:
+        return True
+    if not same_origin(uri, endpoint):
+        # The registration access token is a credential for the registration
+        # endpoint (RFC 7592 §1): never sent to another origin, whatever the
+        # server named as the client's URI (another host, another loopback port).
         return True
     # RFC 7592 §2.1: ask whether the server still knows the client (servers that keep
     # clients in memory forget them on restart); only a clear "no" registers again.
@@ -276,10 +280,4 @@ async def find_resource_metadata(resource: str) -> ResourceMetadata:
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:
     """A URL from a server's answer: https, or http to this machine (RFC 9728 §3, RFC 7591 §3)."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "https" or (
-        parts.scheme == "http" and is_loopback_host(parts.hostname or "")
-    )
-    if not secure or not parts.hostname:
-        where = f" (named by {named_by})" if named_by else ""
-        raise ProviderError(f"the {label} {url[:200]!r}{where} is not an https URL")
+    check_server_url(label, url, named_by or "the server")
