@@ -187,6 +187,8 @@ async def _register(
         name,
         client_secret=registration.client_secret,
         registration_access_token=registration.registration_access_token,
+        token_url=metadata.token_endpoint,
+        client_id=registration.client_id,
     )
     say(
         f"Registered loopback-login at {endpoint} as client {registration.client_id} "
@@ -201,6 +203,8 @@ def keep_registration_secrets(
     *,
     client_secret: str | None,
     registration_access_token: str | None,
+    token_url: str,
+    client_id: str,
 ) -> None:
     """Keep the secrets a registration returned: the one place they are written.
 
@@ -214,7 +218,7 @@ def keep_registration_secrets(
     from . import secrets as _secrets
 
     if client_secret is not None:
-        _secrets.keep(store, name, client_secret)
+        _secrets.keep(store, name, client_secret, _secrets.binding(token_url, client_id))
     else:
         _secrets.delete(store, name)
     store.save_profile(name, {"registration_access_token": registration_access_token})
