@@ -75,16 +75,9 @@ def check_server_url(label: str, url: str, named_by: str) -> str:
 
 def same_origin(first: str, second: str) -> bool:
     """RFC 6454 §4: the same scheme, host and port (the default port spelled or not)."""
-    a, b = urlsplit(first), urlsplit(second)
-    try:
-        ports = [parts.port or {"https": 443, "http": 80}.get(parts.scheme) for parts in (a, b)]
-    except ValueError:
-        return False
-    return (a.scheme, (a.hostname or "").lower(), ports[0]) == (
-        b.scheme,
-        (b.hostname or "").lower(),
-        ports[1],
-    )
+    from .._protocol import origin
+
+    return origin(first) == origin(second)
 
 
 def metadata_urls(issuer: str) -> list[str]:

@@ -57,15 +57,9 @@ BOUND_TO = "kept_secret_for"
 
 def binding(token_url: str, client_id: str) -> dict[str, str]:
     """What a kept secret is bound to: the token endpoint's origin (RFC 6454) and the client id."""
-    from urllib.parse import urlsplit
+    from .._protocol import origin
 
-    parts = urlsplit(token_url)
-    try:
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
-    except ValueError:
-        port = 0
-    origin = f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
-    return {"token_origin": origin, "client_id": client_id}
+    return {"token_origin": origin(token_url), "client_id": client_id}
 
 
 @functools.cache
