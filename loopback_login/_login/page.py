@@ -106,7 +106,7 @@ def file_url(path: str) -> str:
     return "file://" + quote(path, safe="/")
 
 
-def private_base() -> str | None:
+def private_base() -> str:
     """Where an unconfined browser can read a page that no other user can.
 
     ``$XDG_RUNTIME_DIR`` (the person's own 0700 tmpfs) where it is ours, else
@@ -178,13 +178,12 @@ def is_confined(argv: list[str]) -> bool:
     import shutil
 
     program = shutil.which(argv[0]) or argv[0]
-    if os.path.basename(program) == "flatpak" or os.path.basename(program) == "snap":
-        return True
     real = os.path.realpath(program)
-    if any(mark.decode() in candidate for mark in _CONFINED_MARKS for candidate in (program, real)):
-        return True
-    if os.path.basename(real) in ("snap", "flatpak"):
-        return True
+    for path in (program, real):
+        if os.path.basename(path) in ("snap", "flatpak") or any(
+            mark.decode() in path for mark in _CONFINED_MARKS
+        ):
+            return True
     try:
         with open(real, "rb") as file:
             head = file.read(65536)

@@ -146,7 +146,7 @@ def test_metadata_with_plain_http_endpoints_is_refused_when_parsed() -> None:
             parse_metadata("https://as.example", json.dumps(document).encode())
 
 
-def test_a_resource_metadata_url_with_userinfo_is_refused(hostile: HostileApi) -> None:
+def test_a_resource_metadata_url_with_userinfo_is_refused() -> None:
     class Named(HostileApi):
         async def _api(self, request: web.Request) -> web.Response:
             where = self.base_url.replace("http://", "http://user:pw@")
