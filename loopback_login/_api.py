@@ -131,18 +131,32 @@ async def client_credentials(
     ``scope``, ...) that win over the profile's table in ``config.toml``.
     """
     store = Store(config_dir)
-    return await fetch_client_credentials(await _resolve(store, profile, settings), store)
+    resolved = await _resolve(store, profile, settings, client_credentials=True)
+    return await fetch_client_credentials(resolved, store)
 
 
 async def _resolve(
-    store: Store, profile: str, settings: ProfileSettings, *, login: bool = False
+    store: Store,
+    profile: str,
+    settings: ProfileSettings,
+    *,
+    login: bool = False,
+    client_credentials: bool = False,
 ) -> Profile:
     from ._profiles.resolve import resolve
     from ._ui import default_reporter
 
     say = default_reporter().say
     flags = dict(settings)
-    return await resolve(store, profile, flags, register=login, say=say, defer_secret=login)
+    return await resolve(
+        store,
+        profile,
+        flags,
+        register=login,
+        say=say,
+        defer_secret=login,
+        client_credentials=client_credentials,
+    )
 
 
 def _sync_twin(coroutine_function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

@@ -52,6 +52,20 @@ class ClientAuth(enum.StrEnum):
     NONE = "none"  # public client, PKCE carries the proof
 
 
+def origin(url: str) -> str:
+    """RFC 6454 §4: ``scheme://host:port``, the host lower-cased, the default port spelled out.
+
+    What a credential is bound to: the registration access token to the registration
+    endpoint's, a kept client secret to the token endpoint's.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+    except ValueError:
+        port = 0
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -10,6 +10,7 @@ import shlex
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,10 +18,15 @@ from aiohttp import web
 
 from loopback_login._tokens.record import jwt_claims
 
-# A $BROWSER that follows the redirects, as a browser does when consent is automatic.
+# A $BROWSER that follows the redirects (from the page it is handed), as a browser does
+# when consent is automatic.
 FOLLOWING_BROWSER = {
     "BROWSER": f"{shlex.quote(sys.executable)} -c "
-    + shlex.quote("import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=20)")
+    + shlex.quote(
+        f"import sys, urllib.request; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from fake_browser import page_target; "
+        "urllib.request.urlopen(page_target(sys.argv[1]), timeout=20)"
+    )
     + " %s"
 }
 

@@ -151,7 +151,13 @@ def test_login_opens_the_browser_before_anything_heavy(tmp_path: Path, secret: s
     elif secret == "from the environment":
         env["LOOPBACK_LOGIN_CLIENT_SECRET"] = "s"
     else:
-        write_private(config / "config.toml", '[profiles.home]\nkept_secret = "keyring"\n')
+        # Kept for this token endpoint and client id (issue 20), so the keyring is the source.
+        env.pop("LOOPBACK_LOGIN_CLIENT_SECRET", None)
+        write_private(
+            config / "config.toml",
+            '[profiles.home]\nkept_secret = "keyring"\n[profiles.home.kept_secret_for]\n'
+            'token_origin = "https://api.honeywellhome.com:443"\nclient_id = "x"\n',
+        )
     before: list[str] = []
     with subprocess.Popen(
         command,

@@ -116,11 +116,13 @@ def test_kept_in_the_secret_service_and_used_in_a_new_shell(
     env = {**browser.env, **secret_service.env}
     first = run_cli(*login_args(demo, redirect), "--save", env=env)
     assert first.returncode == 0, first.stderr
+    # Kept for the profile in this config directory (issue 20).
+    user = f"home@{isolated_env}"
     assert (
         "Kept the client secret of profile 'home' in the OS keyring (Keyring; "
-        "service 'loopback-login', user 'home')." in first.stderr
+        f"service 'loopback-login', user '{user}')." in first.stderr
     )
-    read_back = secret_service.get("home")
+    read_back = secret_service.get(user)
     assert read_back.returncode == 0 and read_back.stdout == CLIENT_SECRET + "\n"
     config = (isolated_env / "config.toml").read_text()
     assert CLIENT_SECRET not in config and "client_secret" not in config  # --save included
@@ -151,7 +153,7 @@ def test_kept_in_the_secret_service_and_used_in_a_new_shell(
     )
     assert wrong.returncode == 4
     assert "refused the client id or secret of profile 'home'" in wrong.stderr.splitlines()[-1]
-    assert secret_service.get("home").stdout == CLIENT_SECRET + "\n"
+    assert secret_service.get(user).stdout == CLIENT_SECRET + "\n"
 
     # logout --forget: tokens, the keyring entry and the config table are gone.
     forget = run_cli("logout", "home", "--forget", env=secret_service.env)
@@ -159,7 +161,7 @@ def test_kept_in_the_secret_service_and_used_in_a_new_shell(
     assert "Forgot profile 'home': removed its stored client secret and its [profiles.home]" in (
         forget.stdout
     )
-    assert secret_service.get("home").returncode != 0
+    assert secret_service.get(user).returncode != 0
     assert "[profiles.home]" not in (isolated_env / "config.toml").read_text()
     assert not token_path().exists()
     assert run_cli("status", env=secret_service.env).stdout == ""

@@ -102,7 +102,7 @@ def cmd_refresh(args: Namespace) -> int:
 
 def cmd_client_credentials(args: Namespace) -> int:
     store = Store()
-    profile = _resolve(args, store)
+    profile = _resolve(args, store, client_credentials=True)
     _accept(args, store, profile)
     from .._tokens.client_credentials import fetch_client_credentials
 
@@ -160,6 +160,7 @@ def cmd_status(args: Namespace) -> int:
         progress(f"No profiles yet in {store.root}; try `loopback-login demo`.")
         return 0
     tables = store.read_config().get("profiles", {})
+    from .._profiles.profile import env_secret_refusal
     from .._profiles.secrets import source
 
     rows = [
@@ -180,7 +181,8 @@ def cmd_status(args: Namespace) -> int:
     for name in names:
         table = tables.get(name, {})
         provider = str(table.get("provider") or "-")
-        secret = source(store, name)  # where it comes from, never the secret
+        # Where it comes from, never the secret.
+        secret = source(store, name, env=env_secret_refusal(table, {}, None) is None)
         resource = resource_column(table, None)  # for rows without a record
         kinds = (
             ("login", store.token_path(name)),
@@ -346,7 +348,9 @@ def _accept(args: Namespace, store: Store, profile: Profile) -> None:
         progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
-def _resolve(args: Namespace, store: Store, *, login: bool = False) -> Profile:
+def _resolve(
+    args: Namespace, store: Store, *, login: bool = False, client_credentials: bool = False
+) -> Profile:
     from .._profiles.resolve import resolve_blocking
 
     return resolve_blocking(
@@ -356,6 +360,7 @@ def _resolve(args: Namespace, store: Store, *, login: bool = False) -> Profile:
         register=login,
         say=progress,
         defer_secret=login,
+        client_credentials=client_credentials,
     )
 
 

@@ -17,6 +17,8 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .page import LocalPage
+
 
 def browser_command(url: str) -> list[tuple[list[str], bool]]:
     """The ``$BROWSER`` alternatives as ``(argv, wait)``, read as :mod:`webbrowser` reads it.
@@ -53,10 +55,6 @@ def is_wsl(osrelease: str = "/proc/sys/kernel/osrelease") -> bool:
         return False
 
 
-# RFC 3986 §2.2 and §2.3 without the quote-like "'", plus "%" to keep escapes as they are.
-_URL_SAFE = ":/?#[]@!$&()*+,;=-._~%"
-
-
 def child_environment() -> dict[str, str]:
     """Our environment without the secrets we read from it, for the programs we start."""
     from .._profiles.profile import SECRET_ENVS
@@ -71,6 +69,8 @@ def wsl_command(url: str) -> list[str]:
     """
     import shutil
 
+    from .page import URL_SAFE
+
     wslview = shutil.which("wslview")
     if wslview:
         return [wslview, url]
@@ -78,7 +78,7 @@ def wsl_command(url: str) -> list[str]:
     # U+201E as double ones), so doubling the ASCII ' is not enough: percent-
     # encode everything but unreserved and reserved ASCII (RFC 3986 §2), which
     # leaves no quote of any kind in the URL and means the same to the browser.
-    quoted = quote(url, safe=_URL_SAFE)
+    quoted = quote(url, safe=URL_SAFE)
     return [
         "powershell.exe",
         "-NoProfile",
@@ -114,12 +114,30 @@ def no_browser_reason() -> str | None:
     return None
 
 
-def _launch(url: str) -> bool:
+def _hand_over(url: str, page: LocalPage | None, confined: bool) -> str:
+    """What the browser is given: the private page's ``file://`` URL where it can read it."""
+    from .page import confined_base, private_base
+
+    if page is None:
+        return url
+    base = confined_base() if confined else private_base()
+    return (page.write(url, base) if base is not None else None) or url
+
+
+def _launch(url: str, page: LocalPage | None = None) -> bool:
     import subprocess  # here, in the browser's thread, not on the way to it
 
+    from .page import default_browser_is_confined, is_confined
+
     commands = browser_command(url)
-    if not commands and is_wsl():
+    if commands:
+        url = _hand_over(url, page, is_confined(commands[0][0]))
+        commands = browser_command(url)
+    elif is_wsl():
+        # A Windows browser cannot read this machine's private directories: the URL.
         commands = [(wsl_command(url), True)]
+    else:
+        url = _hand_over(url, page, default_browser_is_confined())
     env = child_environment()
     if not commands:
         if len(env) == len(os.environ):
@@ -150,18 +168,24 @@ def _launch(url: str) -> bool:
     return False
 
 
-def open_browser(url: str, on_failure: Callable[[], None] | None = None) -> None:
+def open_browser(url: str, on_failure: Callable[[], None] | None = None) -> LocalPage:
     """Ask the browser to open ``url``, from a daemon thread; return at once.
 
-    ``on_failure`` is called (from that thread) when no browser could be started.
+    The browser is handed a private page that forwards to ``url`` (see
+    :mod:`.page`) where it can read one; the caller removes it when the login
+    ends. ``on_failure`` is called (from that thread) when no browser could be started.
     """
+    from .page import LocalPage  # after the URL is shown: off the way to it
+
+    page = LocalPage()
 
     def run() -> None:
         try:
-            opened = _launch(url)
+            opened = _launch(url, page)
         except Exception:
             opened = False
         if not opened and on_failure is not None:
             on_failure()
 
     threading.Thread(target=run, name="loopback-login-browser", daemon=True).start()
+    return page

@@ -125,9 +125,10 @@ async def finish_login(
         and not made_by_demo(profile.name, profile.provider)
     ):
         # The secret this login used is kept for the profile's later logins and refreshes.
-        from .._profiles.secrets import keep
+        from .._profiles.secrets import binding, keep
 
-        said = keep(store, profile.name, profile.client_secret)
+        bound = binding(profile.token_url, profile.client_id)
+        said = keep(store, profile.name, profile.client_secret, bound)
         if said:
             reporter.say(said)
     return token

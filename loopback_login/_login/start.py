@@ -35,7 +35,8 @@ if TYPE_CHECKING:
         def unavailable(self) -> str | None:
             """Why it cannot open anything here, or ``None``."""
 
-        def open(self, url: str, say: Say) -> None: ...
+        def open(self, url: str, say: Say) -> Callable[[], None] | None:
+            """Open ``url``; what to call when the login ends (to remove a page handed over)."""
 
 
 class SystemBrowser:
@@ -44,18 +45,20 @@ class SystemBrowser:
     def unavailable(self) -> str | None:
         return no_browser_reason()
 
-    def open(self, url: str, say: Say) -> None:
-        open_browser(
+    def open(self, url: str, say: Say) -> Callable[[], None]:
+        page = open_browser(
             url,
             on_failure=lambda: say("Could not start the browser: open the URL above yourself."),
         )
+        return page.remove
 
 
 class Started:
     """A login under way: its request, and the listener unless in paste mode.
 
-    The one owner of the listener: a context manager that closes it, on every
-    path (the receiver serves it, and never closes it).
+    The one owner of the listener and of the page handed to the browser: a
+    context manager that closes the one and removes the other when the login
+    ends, on every path (the receiver serves the listener, and never closes it).
     """
 
     #: The authorization request, made once the listener's port is known.
@@ -63,6 +66,8 @@ class Started:
 
     def __init__(self, listener: Listener | None) -> None:
         self.listener = listener
+        #: Removes the private page the browser was handed, if any.
+        self.remove_page: Callable[[], None] | None = None
 
     def __enter__(self) -> Started:
         return self
@@ -76,6 +81,8 @@ class Started:
         self.close()
 
     def close(self) -> None:
+        if self.remove_page is not None:
+            self.remove_page()
         if self.listener is not None:
             self.listener.close()
 
@@ -159,7 +166,7 @@ def start_login(
                     f"or {paste_advice}."
                 )
             else:
-                browser.open(request.url, reporter.say)
+                started.remove_page = browser.open(request.url, reporter.say)
     except BaseException:
         started.close()
         raise

@@ -44,6 +44,44 @@ class Metadata:
     client_id_metadata_document_supported: bool = False
 
 
+def check_server_url(label: str, url: str, named_by: str) -> str:
+    """A URL a server handed us: https, or http to this machine; no user name or password.
+
+    Every URL that comes from a server's answer (the authorization servers of
+    RFC 9728 metadata, the endpoints of RFC 8414 metadata, RFC 7591 registration
+    URIs) goes through here before anything is sent to it or cached: RFC 6749
+    §3.1 and §3.2 require TLS, RFC 9728 §2 and RFC 8414 §2 name https URLs, and
+    a user name or password would travel in every line that names the host.
+    """
+    from .._login.bind import is_loopback_host
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError:
+        parts = None
+    secure = parts is not None and (
+        parts.scheme == "https"
+        or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
+    )
+    if parts is None or not secure or not parts.hostname:
+        raise ProviderError(
+            f"the {label} {_clean(url, 200)!r} named by {named_by} is not an https URL; not used"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ProviderError(
+            f"the {label} named by {named_by} carries a user name or password; not used"
+        )
+    return url
+
+
+def same_origin(first: str, second: str) -> bool:
+    """RFC 6454 §4: the same scheme, host and port (the default port spelled or not)."""
+    from .._protocol import origin
+
+    return origin(first) == origin(second)
+
+
 def metadata_urls(issuer: str) -> list[str]:
     """Where the metadata may be: OIDC Discovery §4, then RFC 8414 §3.1 (path after the suffix)."""
     parts = urlsplit(issuer)
@@ -90,8 +128,7 @@ def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Meta
     data: dict[str, Any] = {}
     for document in reversed(documents):
         data.update({key: value for key, value in document.items() if value is not None})
-    token_endpoint = data.get("token_endpoint")
-    if not isinstance(token_endpoint, str):
+    if not isinstance(data.get("token_endpoint"), str):
         raise ProviderError(f"the metadata of {issuer} has no token_endpoint")
 
     def strings(key: str) -> tuple[str, ...] | None:
@@ -102,12 +139,16 @@ def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Meta
 
     def url(key: str) -> str | None:
         value = data.get(key)
-        return value if isinstance(value, str) else None
+        if not isinstance(value, str):
+            return None
+        return check_server_url(key, value, f"the metadata of {issuer}")
 
     return Metadata(
         issuer=issuer,
         authorization_endpoint=url("authorization_endpoint"),
-        token_endpoint=token_endpoint,
+        token_endpoint=check_server_url(
+            "token_endpoint", data["token_endpoint"], f"the metadata of {issuer}"
+        ),
         revocation_endpoint=url("revocation_endpoint"),
         code_challenge_methods=strings("code_challenge_methods_supported"),
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,

@@ -16,8 +16,8 @@ from .._login.bind import is_loopback_host
 from .._protocol import RESERVED_AUTHORIZE_PARAMS, ClientAuth
 from .._store import check_profile_name
 from .._tokens.record import DEFAULT_SKEW
-from .providers import preset
-from .secrets import KEPT_IN, missing_message
+from .providers import PRESET_NAMES, preset
+from .secrets import BOUND_TO, KEPT_IN, missing_message
 from .secrets import SECRET_ENV as SECRET_ENV  # its owner is _secrets
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ SECRET_ENVS = frozenset({SECRET_ENV})
 
 #: Keys a ``[profiles.NAME]`` table may hold that no flag sets: what a dynamic
 #: client registration (RFC 7591) left there, see :mod:`._dynamic`.
-STORED_KEYS = frozenset({"dynamic_registration", "registration_access_token", KEPT_IN})
+STORED_KEYS = frozenset({"dynamic_registration", "registration_access_token", KEPT_IN, BOUND_TO})
 
 
 class Profile(NamedTuple):
@@ -339,6 +339,52 @@ def needs_secret(provider: str, client_auth: ClientAuth) -> bool:
     provider given by URL does when its client authentication is not ``none``.
     """
     return provider == "honeywell" or client_auth is not ClientAuth.NONE
+
+
+def env_secret_refusal(
+    table: Mapping[str, Any] | None,
+    flags: Mapping[str, Any],
+    metadata: Metadata | None,
+    *,
+    client_credentials: bool = False,
+) -> str | None:
+    """Why ``$LOOPBACK_LOGIN_CLIENT_SECRET`` must not be sent for this profile; ``None`` if it may.
+
+    One exported secret (the person's Honeywell secret, say) goes only to a
+    provider the person chose that needs a secret: a preset that needs one, a
+    ``client_auth`` other than ``none`` given or saved, a client-credentials
+    request, or an issuer the person named whose metadata offers no public
+    client (``none`` absent from ``token_endpoint_auth_methods_supported``).
+    Never to an authorization server an API's metadata chose (``resource``),
+    and never to choose the client authentication of a profile that has none.
+    """
+    table = table or {}
+
+    def setting(key: str) -> Any:
+        value = flags.get(key)
+        return table.get(key) if value is None else value
+
+    if setting("resource"):
+        return (
+            "its authorization server was chosen by the API's metadata (--resource); "
+            "pass --client-secret if it needs one"
+        )
+    if client_credentials:
+        return None
+    provider = setting("provider")
+    if isinstance(provider, str) and provider in PRESET_NAMES:
+        return None  # every preset is an Apigee provider, which refuses public clients
+    auth = setting("client_auth")
+    if isinstance(auth, str) and auth != ClientAuth.NONE.value:
+        return None
+    public = metadata is None or ClientAuth.NONE.value in metadata.token_endpoint_auth_methods
+    if setting("issuer") and not public:
+        return None
+    return (
+        "it is sent only to a provider that needs a secret (a preset that needs one, "
+        "--client-auth, client credentials, an --issuer without public clients); "
+        "pass --client-auth basic to send it"
+    )
 
 
 def _api_base_url(merged: Mapping[str, Any], default: str | None) -> str | None:

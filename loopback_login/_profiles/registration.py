@@ -13,15 +13,13 @@ import dataclasses
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from .._errors import ConfigError, ProviderError
 from .._http.client import client_session, read_body
-from .._login.bind import is_loopback_host
 from .._store import Store
-from .discovery import Metadata, discover, discover_legacy
+from .discovery import Metadata, check_server_url, discover, discover_legacy, same_origin
 from .resource import (
     Registration,
     ResourceMetadata,
@@ -128,7 +126,13 @@ async def _reusable(
     ):
         return False
     uri, token = registration.get("registration_client_uri"), registration_access_token(table)
-    if not isinstance(uri, str) or token is None:
+    endpoint = registration.get("registration_endpoint")
+    if not (isinstance(uri, str) and isinstance(endpoint, str)) or token is None:
+        return True
+    if not same_origin(uri, endpoint):
+        # The registration access token is a credential for the registration
+        # endpoint (RFC 7592 §1): never sent to another origin, whatever the
+        # server named as the client's URI (another host, another loopback port).
         return True
     # RFC 7592 §2.1: ask whether the server still knows the client (servers that keep
     # clients in memory forget them on restart); only a clear "no" registers again.
@@ -201,6 +205,8 @@ async def _register(
         name,
         client_secret=registration.client_secret,
         registration_access_token=registration.registration_access_token,
+        token_url=metadata.token_endpoint,
+        client_id=registration.client_id,
     )
     say(
         f"Registered loopback-login at {endpoint} as client {registration.client_id} "
@@ -233,6 +239,8 @@ def keep_registration_secrets(
     *,
     client_secret: str | None,
     registration_access_token: str | None,
+    token_url: str,
+    client_id: str,
 ) -> None:
     """Keep the secrets a registration returned: the one place they are written.
 
@@ -246,7 +254,7 @@ def keep_registration_secrets(
     from . import secrets as _secrets
 
     if client_secret is not None:
-        _secrets.keep(store, name, client_secret)
+        _secrets.keep(store, name, client_secret, _secrets.binding(token_url, client_id))
     else:
         _secrets.delete(store, name)
     store.save_profile(name, {"registration_access_token": registration_access_token})
@@ -348,10 +356,4 @@ async def _challenges(session: aiohttp.ClientSession, resource: str) -> list[str
 
 def _check_url(label: str, url: str, named_by: str | None = None) -> None:
     """A URL from a server's answer: https, or http to this machine (RFC 9728 §3, RFC 7591 §3)."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "https" or (
-        parts.scheme == "http" and is_loopback_host(parts.hostname or "")
-    )
-    if not secure or not parts.hostname:
-        where = f" (named by {named_by})" if named_by else ""
-        raise ProviderError(f"the {label} {url[:200]!r}{where} is not an https URL")
+    check_server_url(label, url, named_by or "the server")

@@ -9,12 +9,24 @@ secret chosen by precedence (:mod:`.secrets`), asked for as a last resort.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigError
 from .._store import check_profile_name
-from .profile import MissingSecret, issuer_of, resolve_profile, resource_of
-from .secrets import ask, choose, get, in_keyring, interactive, missing_message
+from .profile import MissingSecret, env_secret_refusal, issuer_of, resolve_profile, resource_of
+from .secrets import (
+    KEYRING,
+    SECRET_ENV,
+    ask,
+    binding,
+    choose,
+    get,
+    interactive,
+    kept_where,
+    missing_message,
+    warn_unused_environment,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -49,12 +61,14 @@ async def resolve(
     register: bool = False,
     say: Callable[[str], None] = _quiet,
     defer_secret: bool = False,
+    client_credentials: bool = False,
 ) -> Profile:
     """Resolve a profile, reading its issuer's or its resource's metadata first (cached).
 
     With ``register`` (a login) and a resource but no client id, a client is
     registered (RFC 7591). With ``defer_secret`` (a login), a secret kept in
     the keyring is left for :func:`read_kept_secret`, once the browser is open.
+    ``client_credentials``: for a client-credentials request (which needs a secret).
     """
     name, table = _table(store, name)
     resource = resource_of(table, flags)
@@ -63,7 +77,13 @@ async def resolve(
 
         prepared = await prepare(store, name, resource, table, flags, register=register, say=say)
         return with_secret(
-            store, name, prepared.table, prepared.flags, prepared.metadata, defer=defer_secret
+            store,
+            name,
+            prepared.table,
+            prepared.flags,
+            prepared.metadata,
+            defer=defer_secret,
+            client_credentials=client_credentials,
         )
     issuer = issuer_of(table, flags)
     metadata = None
@@ -71,7 +91,15 @@ async def resolve(
         from .discovery import discover
 
         metadata = await discover(issuer, store=store, name=name)
-    return with_secret(store, name, table, flags, metadata, defer=defer_secret)
+    return with_secret(
+        store,
+        name,
+        table,
+        flags,
+        metadata,
+        defer=defer_secret,
+        client_credentials=client_credentials,
+    )
 
 
 def resolve_blocking(
@@ -82,6 +110,7 @@ def resolve_blocking(
     register: bool = False,
     say: Callable[[str], None] = _quiet,
     defer_secret: bool = False,
+    client_credentials: bool = False,
 ) -> Profile:
     """:func:`resolve` for the command line: an event loop only when metadata must be read.
 
@@ -90,11 +119,27 @@ def resolve_blocking(
     """
     name, table = _table(store, name)
     if not needs_metadata(table, flags):
-        return with_secret(store, name, table, flags, None, defer=defer_secret)
+        return with_secret(
+            store,
+            name,
+            table,
+            flags,
+            None,
+            defer=defer_secret,
+            client_credentials=client_credentials,
+        )
     import asyncio
 
     return asyncio.run(
-        resolve(store, name, flags, register=register, say=say, defer_secret=defer_secret)
+        resolve(
+            store,
+            name,
+            flags,
+            register=register,
+            say=say,
+            defer_secret=defer_secret,
+            client_credentials=client_credentials,
+        )
     )
 
 
@@ -106,36 +151,53 @@ def with_secret(
     metadata: Metadata | None,
     *,
     defer: bool = False,
+    client_credentials: bool = False,
 ) -> Profile:
     """Resolve with the secret chosen by precedence; ask for it as a last resort.
 
-    Asked without echo when someone can answer (a terminal, a notebook), before
-    any browser opens; otherwise the :class:`MissingSecret` configuration error
-    (exit 2) names the flag and the environment variable.
+    A kept secret counts only for the token endpoint and client it was given
+    for; the environment's only where :func:`.profile.env_secret_refusal`
+    allows it (else one warning line). Asked without echo when someone can
+    answer (a terminal, a notebook), before any browser opens; otherwise the
+    :class:`MissingSecret` configuration error (exit 2) names the flag and the
+    environment variable.
     """
     given = flags.get("client_secret") or None
-    if defer and not given and in_keyring(table):
-        return resolve_profile(
-            name, table, flags, where=store.config_path, metadata=metadata, secret_pending=True
-        )
-    secret, _source = choose(store, name, given if isinstance(given, str) else None)
+    where = store.config_path
+    # The table's own secret is a kept one: it goes through the binding check below.
+    bare = {key: value for key, value in (table or {}).items() if key != "client_secret"}
+    # Where a secret would go: the profile as if it had one (token URL and client id
+    # do not depend on the secret).
+    target = resolve_profile(name, bare, flags, where=where, metadata=metadata, secret_pending=True)
+    bound = binding(target.token_url, target.client_id)
+    if defer and not given and kept_where(table, bound) == KEYRING:
+        return target  # the kept secret is read by read_kept_secret, the browser open
+    refusal = env_secret_refusal(table, flags, metadata, client_credentials=client_credentials)
+    secret, _source = choose(
+        store, name, given if isinstance(given, str) else None, bound, env=refusal is None
+    )
+    # Said once the configuration is accepted: set, and would have been used before.
+    unused = refusal if secret is None and os.environ.get(SECRET_ENV) else None
     try:
-        return resolve_profile(
-            name, table, flags, env_secret=secret, where=store.config_path, metadata=metadata
+        profile = resolve_profile(
+            name, bare, flags, env_secret=secret, where=where, metadata=metadata
         )
     except MissingSecret:
         if not interactive():
             raise
-    return resolve_profile(
-        name, table, flags, env_secret=ask(name), where=store.config_path, metadata=metadata
-    )
+        profile = resolve_profile(
+            name, bare, flags, env_secret=ask(name), where=where, metadata=metadata
+        )
+    if unused is not None:
+        warn_unused_environment(name, unused)
+    return profile
 
 
 def read_kept_secret(store: Store, profile: Profile) -> Profile:
     """The profile with the secret :func:`resolve` left in the keyring (blocking: D-Bus)."""
     if not profile.secret_pending:
         return profile
-    secret, _where = get(store, profile.name)
+    secret, _where = get(store, profile.name, binding(profile.token_url, profile.client_id))
     if secret is None:
         raise ConfigError(missing_message(profile.name))
     return profile._replace(client_secret=secret, secret_pending=False)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .._errors import ProviderError
 from .._protocol import _json_object
 from .._text import clean as _clean
+from .discovery import check_server_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -176,6 +177,10 @@ def parse_resource_metadata(resource: str, url: str, body: bytes) -> ResourceMet
     servers = data.get("authorization_servers")
     if not isinstance(servers, list) or not any(isinstance(s, str) and s for s in servers):
         raise ProviderError(f"protected resource metadata at {url} names no authorization server")
+    for server in servers:
+        if isinstance(server, str) and server:
+            # Metadata, registration and the login itself would go there: https only.
+            check_server_url("authorization server", server, f"the metadata at {url}")
     scopes = data.get("scopes_supported")
     return ResourceMetadata(
         resource=resource,
@@ -287,6 +292,8 @@ def parse_registration_response(
         )
     if data is None or not isinstance(data.get("client_id"), str) or not data["client_id"]:
         raise ProviderError(f"client registration at {endpoint} answered without a client_id")
+    for key in ("client_id", "client_secret", "registration_access_token"):
+        _check_credential(endpoint, key, data.get(key))
     redirects = data.get("redirect_uris")
     if isinstance(redirects, list) and redirect_uri not in redirects:
         # RFC 7591 §3.2.1: the server may change metadata; ours must survive.
@@ -315,6 +322,37 @@ def parse_registration_response(
         registration_access_token=text("registration_access_token"),
         registration_client_uri=text("registration_client_uri"),
     )
+
+
+#: The longest client id or registration credential kept: they go into config.toml and
+#: into every request's headers; an answer larger than this is not a client we can use.
+MAX_CREDENTIAL = 4096
+
+# RFC 6749 Appendix A: a client id and secret are VSCHARs (%x20-7E); a Bearer token
+# (RFC 6750 §2.1) has no space either. Either way no CR, LF or other control character
+# that would split a header or a line of config.toml, and nothing outside ASCII.
+_CREDENTIAL = {
+    "client_id": re.compile(r"[\x20-\x7e]+"),
+    "client_secret": re.compile(r"[\x20-\x7e]+"),
+    "registration_access_token": re.compile(r"[\x21-\x7e]+"),
+}
+
+
+def _check_credential(endpoint: str, key: str, value: object) -> None:
+    """Refuse a registration answer whose credential would break later logins (nothing kept)."""
+    if value is None or value == "":  # absent (a missing client_id is refused before)
+        return
+    if not isinstance(value, str) or len(value) > MAX_CREDENTIAL:
+        size = f"{len(value)} characters" if isinstance(value, str) else "not a string"
+        raise ProviderError(
+            f"client registration at {endpoint} gave an unusable {key} ({size}; at most "
+            f"{MAX_CREDENTIAL}); nothing was kept"
+        )
+    if not _CREDENTIAL[key].fullmatch(value):
+        raise ProviderError(
+            f"client registration at {endpoint} gave a {key} with characters a {key} cannot "
+            "have (control characters, line breaks or non-ASCII); nothing was kept"
+        )
 
 
 def _show(value: object, limit: int = 100) -> str:

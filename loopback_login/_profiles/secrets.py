@@ -2,14 +2,21 @@
 
 A secret a login used is kept for that profile's later logins and refreshes:
 in the OS keyring (the ``keyring`` package: Secret Service, macOS Keychain,
-Windows Credential Locker) under service ``loopback-login`` and the profile's
-name when a secure backend is available, otherwise as ``client_secret`` in the
-profile's ``[profiles.NAME]`` table of ``config.toml`` (0600). Never in both.
+Windows Credential Locker) under service ``loopback-login`` and the user
+``NAME@CONFIG_DIR`` when a secure backend is available, otherwise as
+``client_secret`` in the profile's ``[profiles.NAME]`` table of ``config.toml``
+(0600). Never in both.
+
+A kept secret is bound to where it was given: the config directory and the
+profile (the keyring's user name; the file is the directory's own), the token
+endpoint's origin and the client id (``kept_secret_for`` in the table, not
+secret). It is used only where all still match: a profile ``home`` in another
+config directory, or one whose token endpoint was moved, never sends it.
 
 Precedence (:func:`choose`): the secret given (flag or argument), then the
-stored one, then ``$LOOPBACK_LOGIN_CLIENT_SECRET`` (only for a profile with no
-stored secret, so that one exported secret never reaches another profile's
-provider). Asking the person (:func:`ask`) is the caller's last resort.
+kept one, then ``$LOOPBACK_LOGIN_CLIENT_SECRET`` where the caller allows it
+(see :func:`.profile.env_secret_refusal`). Asking the person (:func:`ask`) is
+the caller's last resort.
 
 ``keyring`` is imported here only, and only when a secret is looked up: the
 ``token`` command with a valid token never comes here. Other modules (dynamic
@@ -42,6 +49,17 @@ KEYRING, CONFIG_FILE, ENVIRONMENT, NONE = "keyring", "config file", "environment
 #: from elsewhere never loads the keyring stack (a tenth of a second, and D-Bus), and a
 #: login whose secret is there reads it only after the browser has opened.
 KEPT_IN = "kept_secret"
+
+#: The ``[profiles.NAME]`` key binding the kept secret to the token endpoint's origin and the
+#: client id it was given for (``{token_origin = ..., client_id = ...}``): not secret.
+BOUND_TO = "kept_secret_for"
+
+
+def binding(token_url: str, client_id: str) -> dict[str, str]:
+    """What a kept secret is bound to: the token endpoint's origin (RFC 6454) and the client id."""
+    from .._protocol import origin
+
+    return {"token_origin": origin(token_url), "client_id": client_id}
 
 
 @functools.cache
@@ -106,77 +124,108 @@ def in_keyring(table: Mapping[str, Any] | None) -> bool:
     return table.get(KEPT_IN) == KEYRING and _table_secret(table) is None
 
 
-def get(store: Store, name: str) -> tuple[str | None, str]:
-    """The profile's stored secret and where it is kept (``keyring``, ``config file``, ``none``).
+def kept_where(table: Mapping[str, Any] | None, bound: Mapping[str, str]) -> str:
+    """Where a secret kept for this profile and usable for ``bound`` is, from the table alone.
+
+    ``keyring``, ``config file`` or ``none``: the keyring is not opened to say so.
+    A secret in the table with no binding was written there by hand, next to
+    the endpoints it is for: it is used as it is.
+    """
+    table = table or {}
+    held = table.get(BOUND_TO)
+    if _table_secret(table) is not None:
+        return CONFIG_FILE if held is None or held == dict(bound) else NONE
+    if in_keyring(table) and held == dict(bound):
+        return KEYRING
+    return NONE
+
+
+def keyring_user(store: Store, name: str) -> str:
+    """The keyring's user name of the profile's secret: the profile in its config directory."""
+    return f"{name}@{os.path.abspath(store.root)}"
+
+
+def get(store: Store, name: str, bound: Mapping[str, str]) -> tuple[str | None, str]:
+    """The profile's kept secret usable for ``bound``, and where it is kept (or ``none``).
 
     A secret written into ``config.toml`` by hand wins; the keyring is asked
-    only when the table says the secret is there.
+    only when the table says the secret is there, for this token endpoint and client.
     """
     table = store.profile_table(name) or {}
-    secret = _table_secret(table)
-    if secret is not None:
-        return secret, CONFIG_FILE
-    if in_keyring(table):
-        secret = _from_keyring(name)
+    where = kept_where(table, bound)
+    if where == CONFIG_FILE:
+        return _table_secret(table), CONFIG_FILE
+    if where == KEYRING:
+        secret = _from_keyring(keyring_user(store, name))
         if secret:
             return secret, KEYRING
     return None, NONE
 
 
-def _from_keyring(name: str) -> str | None:
+def _from_keyring(user: str) -> str | None:
     backend = _keyring()
     if backend is None:
         return None
     try:
-        secret: str | None = backend.get_password(SERVICE, name)
+        secret: str | None = backend.get_password(SERVICE, user)
     except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
         _warn(f"could not read the OS keyring ({type(exc).__name__})")
         return None
     return secret
 
 
-def choose(store: Store, name: str, given: str | None) -> tuple[str | None, str]:
-    """The secret to use and its source: given, stored, the environment, or none."""
+def choose(
+    store: Store, name: str, given: str | None, bound: Mapping[str, str], *, env: bool
+) -> tuple[str | None, str]:
+    """The secret to use and its source: given, kept (for ``bound``), the environment, none.
+
+    ``env``: may ``$LOOPBACK_LOGIN_CLIENT_SECRET`` be used for this profile at all.
+    """
     if given:
         return given, "given"
-    secret, source = get(store, name)
+    secret, source = get(store, name, bound)
     if secret is not None:
         return secret, source
-    env = os.environ.get(SECRET_ENV)
-    return (env, ENVIRONMENT) if env else (None, NONE)
+    value = os.environ.get(SECRET_ENV) if env else None
+    return (value, ENVIRONMENT) if value else (None, NONE)
 
 
-def source(store: Store, name: str) -> str:
+def source(store: Store, name: str, *, env: bool) -> str:
     """Where the profile's secret would come from (for ``status``); never the secret.
 
     Read from the table alone: the keyring is not opened to say that it holds it.
+    ``env``: may the environment's secret be used for this profile.
     """
     table = store.profile_table(name)
     if _table_secret(table or {}) is not None:
         return CONFIG_FILE
     if in_keyring(table):
         return KEYRING
-    return ENVIRONMENT if os.environ.get(SECRET_ENV) else NONE
+    return ENVIRONMENT if env and os.environ.get(SECRET_ENV) else NONE
 
 
-def keep(store: Store, name: str, secret: str) -> str | None:
-    """Keep ``secret`` for the profile; one line saying where, or ``None`` when it already was."""
-    stored, _where = get(store, name)
+def keep(store: Store, name: str, secret: str, bound: Mapping[str, str]) -> str | None:
+    """Keep ``secret`` for the profile and ``bound``; one line saying where, or ``None``
+    when it already was."""
+    stored, _where = get(store, name, bound)
     if stored == secret:
         return None
     backend = _keyring()
     if backend is not None:
+        user = keyring_user(store, name)
         try:
-            backend.set_password(SERVICE, name, secret)
+            backend.set_password(SERVICE, user, secret)
         except Exception as exc:  # keyring's errors, and the D-Bus ones it lets through
             _warn(f"could not write to the OS keyring ({type(exc).__name__}); using the file")
         else:
-            store.save_profile(name, {"client_secret": None, KEPT_IN: KEYRING})
+            store.save_profile(
+                name, {"client_secret": None, KEPT_IN: KEYRING, BOUND_TO: dict(bound)}
+            )
             return (
                 f"Kept the client secret of profile {name!r} in the OS keyring "
-                f"({type(backend).__name__}; service {SERVICE!r}, user {name!r})."
+                f"({type(backend).__name__}; service {SERVICE!r}, user {user!r})."
             )
-    store.save_profile(name, {"client_secret": secret, KEPT_IN: None})
+    store.save_profile(name, {"client_secret": secret, KEPT_IN: None, BOUND_TO: dict(bound)})
     return (
         f"Kept the client secret of profile {name!r} in {store.config_path} "
         "(mode 0600; no secure OS keyring is available here)."
@@ -187,22 +236,23 @@ def delete(store: Store, name: str) -> bool:
     """Remove the profile's stored secret, from the keyring and the file; was there one?"""
     removed = False
     table = store.profile_table(name) or {}
-    if _table_secret(table) is not None or KEPT_IN in table:
-        store.save_profile(name, {"client_secret": None, KEPT_IN: None})
+    if _table_secret(table) is not None or KEPT_IN in table or BOUND_TO in table:
+        store.save_profile(name, {"client_secret": None, KEPT_IN: None, BOUND_TO: None})
         removed = _table_secret(table) is not None
     backend = _keyring()
     if backend is not None:
         from keyring.errors import PasswordDeleteError
 
+        user = keyring_user(store, name)
         try:
-            backend.delete_password(SERVICE, name)
+            backend.delete_password(SERVICE, user)
             removed = True
         except PasswordDeleteError:
             pass  # there was none
         except Exception as exc:
             raise ConfigError(
                 f"could not remove the secret of profile {name!r} from the OS keyring "
-                f"({type(exc).__name__}); remove it with `keyring del {SERVICE} {name}`"
+                f"({type(exc).__name__}); remove it with `keyring del {SERVICE} '{user}'`"
             ) from None
     return removed
 
@@ -250,6 +300,11 @@ def missing_message(name: str) -> str:
         f"profile {name!r} needs its client secret: pass --client-secret or set ${SECRET_ENV} "
         "once (it is kept for the profile after one login)"
     )
+
+
+def warn_unused_environment(name: str, refusal: str) -> None:
+    """One line: ``$LOOPBACK_LOGIN_CLIENT_SECRET`` is set but not sent for this profile."""
+    _warn(f"${SECRET_ENV} is set but not used for profile {name!r}: {refusal}")
 
 
 def _warn(message: str) -> None:

@@ -50,9 +50,12 @@ def record_client(
         if secret is None:
             raise LoginRequired(f"cannot refresh profile {name!r}: {DEMO_GONE}")
     elif client_auth is not ClientAuth.NONE:
-        from .._profiles.secrets import choose, missing_message
+        from .._profiles.secrets import binding, choose, missing_message
 
-        secret = choose(store, name, given_secret)[0]
+        # The kept secret only for the token endpoint and client it was given for; the
+        # environment's never for an authorization server an API's metadata chose.
+        bound = binding(record["token_url"] or "", client_id)
+        secret = choose(store, name, given_secret, bound, env=record["resource"] is None)[0]
         if secret is None:
             raise ConfigError(missing_message(name))
     return client_id, client_auth, secret

@@ -59,6 +59,13 @@ def _require(condition: bool, what: str) -> None:
         )
 
 
+@pytest.fixture
+def chromium_command() -> list[str]:
+    """Chromium's command line as the tests start it, without Playwright (as a `$BROWSER`)."""
+    _require(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
+    return [CHROMIUM, *CHROMIUM_ARGS]
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     # Not session-wide: Playwright's sync API holds an event loop in this thread

@@ -63,6 +63,10 @@ def _oidc_login(issuer: str, redirect: str, *extra: str, profile: str = "home") 
         issuer,
         "--client-id",
         "e2e",
+        # oidc-provider offers public clients too: the environment's secret is sent only
+        # when the profile asks for client authentication (issue 20).
+        "--client-auth",
+        "basic",
         "--redirect-uri",
         redirect,
         "--scope",

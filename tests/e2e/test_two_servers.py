@@ -178,6 +178,9 @@ def server(
 def _login_args(server: Server, redirect: str, *extra: str) -> list[str]:
     return [
         "login", "home", "--issuer", server.issuer, "--client-id", CLIENT_ID,
+        # A confidential client: the environment's secret is sent only when the profile
+        # asks for client authentication where public clients are offered (issue 20).
+        "--client-auth", "basic",
         "--redirect-uri", redirect, "--scope", "openid offline_access", "--prompt", "consent",
         *extra,
     ]  # fmt: skip

@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shlex
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pytest
+from resource_apps import FOLLOWING_BROWSER
 from support import read_record, run_cli, token_path, write_private
 
 CONTROL = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
@@ -86,12 +85,9 @@ def hostile() -> Iterator[Hostile]:
         server.close()
 
 
-# A browser that follows redirects, nothing more.
-_FOLLOW = "import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=10)"
-
-
 def browser_env() -> dict[str, str]:
-    return {"BROWSER": f"{shlex.quote(sys.executable)} -c {shlex.quote(_FOLLOW)} %s"}
+    """A browser that follows redirects (from the page it is handed), nothing more."""
+    return dict(FOLLOWING_BROWSER)
 
 
 def login(hostile: Hostile, *extra: str, profile: str = "evil") -> Any:

@@ -10,18 +10,23 @@ from __future__ import annotations
 import asyncio
 import re
 import resource
+import shlex
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 import pytest
+from fake_browser import page_target
 from support import (
     CLI,
     NEUTRAL_CWD,
     NOBODY,
+    TESTS,
+    Browser,
     DemoServer,
     ServedLogin,
     as_nobody,
@@ -29,6 +34,7 @@ from support import (
     login_args,
     needs_second_user,
     receiving,
+    start_cli,
 )
 
 from loopback_login._demo.browser import play_browser
@@ -75,6 +81,117 @@ async def test_another_user_with_the_stolen_state_gets_403(login: ServedLogin, q
     await asyncio.sleep(0.05)
     assert not login.waiting.done(), "another user ended or completed the login"
     await login.finish_for_real()
+
+
+# --- another user, and a forwarder the person runs ------------------------------------
+
+# A TCP forwarder like `ssh -L` or socat, run by the person: its connections to the
+# listener are the person's own.
+_FORWARDER = r"""
+import asyncio, sys
+listen, target = int(sys.argv[1]), int(sys.argv[2])
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+async def serve(reader, writer):
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", listen)
+    print("ready", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+# The attacker (another uid) looks for the state on every command line, reads the page
+# named there if it can, and sends a callback through the forwarder with what it found.
+_ATTACKER = r"""
+import glob, os, re, socket, sys
+from urllib.parse import unquote
+forwarder, port = int(sys.argv[1]), sys.argv[2]
+found, pages = set(), []
+for path in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        line = open(path, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        continue
+    if ("loopback-login" not in line and port not in line) or "glob.glob" in line:
+        continue  # this machine's other programs (and this one): not the login under attack
+    found.update(re.findall(r"state=([A-Za-z0-9_-]{20,})", line))
+    for page in re.findall(r"file://(\S+)", line):
+        try:
+            found.update(re.findall(r"state=([A-Za-z0-9_-]{20,})", open(unquote(page)).read()))
+            pages.append("read")
+        except OSError as exc:
+            pages.append(type(exc).__name__)
+state = sorted(found)[0] if found else "guessed-state-0123456789abcdef"
+with socket.create_connection(("127.0.0.1", forwarder), timeout=10) as s:
+    s.sendall(
+        f"GET /callback?code=attackers-code&state={state} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{forwarder}\r\nConnection: close\r\n\r\n".encode()
+    )
+    answer = b""
+    while chunk := s.recv(65536):
+        answer += chunk
+print(len(found), ",".join(pages) or "-", answer.split(b" ", 2)[1].decode())
+"""
+
+
+@needs_second_user
+def test_another_user_finds_no_state_to_forward(demo: DemoServer, tmp_path: Path) -> None:
+    port, forwarded = free_port(), free_port()
+    # The forwarder's port is the redirect URI's, as with `ssh -L 8080:127.0.0.1:8080`:
+    # the Host header the listener checks is the same through it.
+    redirect = f"http://127.0.0.1:{port}/callback"
+    demo.register(redirect)
+    log = tmp_path / "browser.json"
+    browser = Browser(
+        env={
+            "BROWSER": shlex.join([sys.executable, str(TESTS / "fake_browser.py")]) + " %s",
+            "TEST_BROWSER_LOG": str(log),
+            "TEST_BROWSER_ACTION": "nothing",
+            "TEST_BROWSER_LINGER": "60",  # on the process list while the attack runs
+        },
+        log_path=log,
+    )
+    forwarder = subprocess.Popen(
+        [sys.executable, "-c", _FORWARDER, str(forwarded), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    login = start_cli(*login_args(demo, redirect, "--timeout", "60"), env=browser.env)
+    try:
+        assert forwarder.stdout is not None and forwarder.stdout.readline() == "ready\n"
+        opened = browser.wait_log()["opened"]
+        # The page's browser is still running, its command line on view.
+        time.sleep(0.2)
+        attack = subprocess.run(
+            as_nobody(_ATTACKER, str(forwarded), str(port)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert attack.returncode == 0, attack.stderr
+        found, pages, status = attack.stdout.split()
+        assert found == "0"  # no state on any command line, none in a page it could read
+        assert pages == "PermissionError"  # it saw the page's name, and could not open it
+        assert status == "400"  # through the forwarder, a made-up state is refused
+        # The login goes on, and the person completes it.
+        visit = play_browser(page_target(opened))
+        assert visit.status == 200, visit.body
+        out, err = login.communicate(timeout=30)
+        assert login.returncode == 0, err
+        assert "attackers-code" not in err
+    finally:
+        for process in (login, forwarder):
+            if process.poll() is None:
+                process.kill()
+            process.communicate()  # and its pipes closed
+    assert not Path(unquote(urlsplit(opened).path)).exists()  # the page is gone
 
 
 # --- the owner lookup, pure ---------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from loopback_login._errors import LoopbackLoginError, TokenEndpointError
 from loopback_login._protocol import (
+    RESERVED_AUTHORIZE_PARAMS,
     authorize_request,
     basic_credentials,
     means_login_required,
@@ -134,19 +135,7 @@ def test_callback_round_trip(code: str, state: str, description: str) -> None:
     st.text(max_size=60),
     st.dictionaries(
         st.text(string.ascii_lowercase, min_size=1, max_size=8).filter(
-            lambda k: (
-                k
-                not in {
-                    "state",
-                    "client_id",
-                    "redirect_uri",
-                    "response_type",
-                    "code_challenge",
-                    "code_challenge_method",
-                    "scope",
-                    "nonce",
-                }
-            )
+            lambda k: k not in RESERVED_AUTHORIZE_PARAMS
         ),
         printable,
         max_size=3,
