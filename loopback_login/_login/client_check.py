@@ -14,7 +14,12 @@ from __future__ import annotations
 import secrets
 
 from .._errors import ProviderError, TokenEndpointError
-from .._protocol import authorization_code_grant, parse_error_response, token_request
+from .._protocol import (
+    authorization_code_grant,
+    other_basic,
+    parse_error_response,
+    token_request,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,6 +46,12 @@ def refusal_message(profile: Profile, status: int, error: TokenEndpointError | N
         if profile.client_secret
         else "check --client-id"
     )
+    other = other_basic(profile.client_auth, profile.client_id, profile.client_secret)
+    if other is not None:
+        fix += (
+            f"; or, if they are right, the provider may read Basic credentials the other way: "
+            f"try --client-auth {other}"
+        )
     return (
         f"the provider refused the client id or secret of profile {profile.name!r}{detail}, "
         f"before any sign-in; {fix}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import (
@@ -117,19 +117,30 @@ async def finish_login(
                 with contextlib.suppress(BaseException):
                     await check
     _warn_dropped_scopes(profile, token, reporter)
-    if (
-        profile.client_secret
-        and profile.client_auth is not ClientAuth.NONE
-        # The demo's secret is thrown away with its provider (see run_demo).
-        and not made_by_demo(profile.name, profile.provider)
-    ):
+    if not made_by_demo(profile.name, profile.provider):
+        # The demo's provider, app and secret are thrown away with it (see run_demo).
+        remember(store, profile, reporter.say)
+    return token
+
+
+def remember(store: Store, profile: Profile, say: Callable[[str], None]) -> None:
+    """After a successful login: keep the profile's settings and the secret it used.
+
+    The one place both the command line and Python save a profile, and only
+    after success, so that a failed login leaves no half profile behind.
+    """
+    table = store.profile_table(profile.name) or {}
+    changed = {k: v for k, v in profile.settings.items() if table.get(k) != v}
+    if changed:
+        store.save_profile(profile.name, changed)
+        say(f"Remembered the settings of profile {profile.name!r} in {store.config_path}")
+    if profile.client_secret and profile.client_auth is not ClientAuth.NONE:
         # The secret this login used is kept for the profile's later logins and refreshes.
         from .._profiles.secrets import keep
 
         said = keep(store, profile.name, profile.client_secret)
         if said:
-            reporter.say(said)
-    return token
+            say(said)
 
 
 def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> None:

@@ -45,7 +45,8 @@ class _ApiMiddleware:
         token = await self.auth.token()
         self._authorize(request, token)
         response = await handler(request)
-        if not self.auth.should_retry(response.status, authorized=True, retried=False):
+        body = await response.read() if response.status == 401 else b""  # token or API key?
+        if not self.auth.should_retry(response.status, authorized=True, retried=False, body=body):
             return response
         response.release()
         self._authorize(request, await self.auth.after_401(token))

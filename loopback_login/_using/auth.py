@@ -13,9 +13,9 @@ import time
 
 from .._store import Store, check_profile_name
 from .._tokens.current import current
-from .._tokens.record import is_fresh
+from .._tokens.record import is_fresh, made_by_demo
 from .._tokens.token import Token
-from .target import ApiTarget, should_retry, target_from_record
+from .target import ApiTarget, names_api_key, should_retry, target_from_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class ApiAuth:
         self._held: tuple[TokenRecord, Token, float] | None = None
         self._header: tuple[Token, dict[str, str]] | None = None
         record = self._store.require_record(self.profile)
+        #: The profile `loopback-login demo` made: its API lives only while the demo runs.
+        self.made_by_demo = made_by_demo(self.profile, record["provider"])
         self.target: ApiTarget = target_from_record(
             self.profile, record, self._store.token_path(self.profile)
         )
@@ -108,6 +110,31 @@ class ApiAuth:
             made = self._header = (token, self.target.headers(token.token_type, token.access_token))
         return made[1]
 
-    @staticmethod
-    def should_retry(status: int, *, authorized: bool, retried: bool) -> bool:
-        return should_retry(status, authorized=authorized, retried=retried)
+    def should_retry(
+        self, status: int, *, authorized: bool, retried: bool, body: bytes = b""
+    ) -> bool:
+        """Refresh and resend? ``body``: the answer's, for a 401 (one naming the API key is not
+        the token's fault)."""
+        return should_retry(
+            status,
+            authorized=authorized,
+            retried=retried,
+            body=body,
+            key_param=self.target.key_param,
+        )
+
+    def wrong_api_key(self, status: int, body: bytes) -> str | None:
+        """The message for an API's answer that refuses the API key, else ``None``."""
+        if status not in (401, 403) or not names_api_key(body, self.target.key_param):
+            return None
+        name, param = self.profile, self.target.key_param
+        if param is None:
+            return (
+                f"the API refused the request for its API key ({status}); profile {name!r} "
+                f"sends none: `loopback-login config {name} api_key_param NAME` (Honeywell: apikey)"
+            )
+        return (
+            f"the API refused the API key of profile {name!r} ({status}; the client id, sent as "
+            f"?{param}=): check the client id, and the parameter's name "
+            f"(`loopback-login config {name} api_key_param NAME`); logging in again will not help"
+        )

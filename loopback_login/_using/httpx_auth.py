@@ -52,7 +52,10 @@ class HttpxAuth(httpx.Auth):
     def _retries(self, response: httpx.Response) -> bool:
         # The response may come from a redirect elsewhere: no token went there.
         return self._owns(response.request) and self.auth.should_retry(
-            response.status_code, authorized=True, retried=False
+            response.status_code,
+            authorized=True,
+            retried=False,
+            body=response.content if response.status_code == 401 else b"",
         )
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
@@ -63,6 +66,8 @@ class HttpxAuth(httpx.Auth):
         token = self.auth.token_sync()
         self._authorize(request, token)
         response = yield request
+        if response.status_code == 401:
+            response.read()  # does it name the token or the API key?
         if self._retries(response):
             # httpx reads the refused response itself: it goes into the history.
             self._authorize(request, self.auth.after_401_sync(token))
@@ -78,6 +83,8 @@ class HttpxAuth(httpx.Auth):
         token = await self.auth.token()
         self._authorize(request, token)
         response = yield request
+        if response.status_code == 401:
+            await response.aread()
         if self._retries(response):
             self._authorize(request, await self.auth.after_401(token))
             yield request

@@ -63,7 +63,10 @@ class RequestsAuth(AuthBase):
             and request.headers.get("Authorization") == self.auth.headers(sent)["Authorization"]
         )
         if sent is None or not self.auth.should_retry(
-            response.status_code, authorized=authorized, retried=False
+            response.status_code,
+            authorized=authorized,
+            retried=False,
+            body=response.content if response.status_code == 401 else b"",
         ):
             return response
         response.content  # noqa: B018 -- read it, so the connection can be reused
