@@ -36,7 +36,13 @@ def refused(status: int, error: TokenEndpointError | None) -> bool:
     return code == "invalid_client" or status == 401
 
 
-def refusal_message(profile: Profile, status: int, error: TokenEndpointError | None) -> str:
+def refusal_message(
+    profile: Profile,
+    status: int,
+    error: TokenEndpointError | None,
+    *,
+    when: str = "before any sign-in",
+) -> str:
     # Our own words only: the provider's text is not needed to say this.
     said = (error.error or "").lower() if error is not None else ""
     detail = " (invalid_client)" if said == "invalid_client" else f" (HTTP {status})"
@@ -54,7 +60,7 @@ def refusal_message(profile: Profile, status: int, error: TokenEndpointError | N
         )
     return (
         f"the provider refused the client id or secret of profile {profile.name!r}{detail}, "
-        f"before any sign-in; {fix}"
+        f"{when}; {fix}"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -18,6 +19,7 @@ from .._errors import (
     LoginTimeout,
     LoopbackLoginError,
     ProviderError,
+    TokenEndpointError,
 )
 from .._http.retry import RetryPolicy
 from .._protocol import (
@@ -39,7 +41,6 @@ from .start import LOGIN_TIMEOUT, Started, start_login
 if TYPE_CHECKING:
     from .._profiles.profile import Profile
     from .._tokens.token import Token
-    from .bind import Listener
     from .receiver import Receiver
     from .start import Browser
 
@@ -94,6 +95,7 @@ async def finish_login(
 
             profile = await in_daemon_thread(lambda: read_kept_secret(store, profile))
         check = _client_check(profile, started.request)
+        probe = asyncio.ensure_future(_probe(profile.token_url, reporter))
         try:
             if started.listener is None:
                 try:
@@ -108,14 +110,13 @@ async def finish_login(
                     raise
                 token = await _exchange(profile, store, code, started.request)
             else:
-                token = await _receive(
-                    profile, store, started.request, started.listener, reporter, timeout, check
-                )
+                token = await _receive(profile, store, started, reporter, timeout, check)
         finally:
-            if check is not None:
-                check.cancel()
-                with contextlib.suppress(BaseException):
-                    await check
+            for task in (check, probe):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
     _warn_dropped_scopes(profile, token, reporter)
     if not made_by_demo(profile.name, profile.provider):
         # The demo's provider, app and secret are thrown away with it (see run_demo).
@@ -163,6 +164,44 @@ def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> 
     reporter.say(line)
 
 
+async def _probe(token_url: str, reporter: Reporter) -> None:
+    """Say at once, while the person is still signing in, when the token endpoint cannot
+    be reached: the login could not finish, and the timeout would blame the browser.
+
+    A connection (and a TLS handshake) only, no request: nothing is sent to the
+    provider. Skipped where a proxy carries the requests (it may reach what we cannot).
+    """
+    import ssl
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(token_url)
+    host, tls = parts.hostname or "", parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    proxies = urllib.request.getproxies()
+    if parts.scheme in proxies and not urllib.request.proxy_bypass(host):
+        return
+    context = ssl.create_default_context() if tls else None
+    try:
+        async with asyncio.timeout(10):
+            _, writer = await asyncio.open_connection(host, port, ssl=context)
+    except TimeoutError:
+        detail = "no answer within 10 s"
+    except ssl.SSLError as exc:
+        detail = f"TLS failed: {getattr(exc, 'verify_message', None) or exc.reason or 'error'}"
+    except OSError as exc:  # asyncio's refusal has the errno but its own strerror
+        detail = (os.strerror(exc.errno) if exc.errno else exc.strerror) or type(exc).__name__
+    else:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    reporter.say(
+        f"loopback-login: warning: the provider's token endpoint at {parts.netloc} cannot be "
+        f"reached ({detail}): the login cannot finish unless that changes. Still waiting."
+    )
+
+
 def _client_check(profile: Profile, request: AuthorizeRequest) -> asyncio.Task[None] | None:
     """Start checking the client at the token endpoint (see _client_check), unless turned off."""
     if not profile.client_check:
@@ -192,8 +231,7 @@ async def _unless_refused(awaitable: Awaitable[T], check: asyncio.Task[None] | N
 async def _receive(
     profile: Profile,
     store: Store,
-    request: AuthorizeRequest,
-    listener: Listener,
+    started: Started,
     reporter: Reporter,
     timeout: float,
     check: asyncio.Task[None] | None = None,
@@ -203,6 +241,8 @@ async def _receive(
     from .._http import client as _http  # noqa: F401
     from .receiver import Receiver
 
+    request, listener = started.request, started.listener
+    assert listener is not None
     async with Receiver(
         listener,
         state=request.state,
@@ -221,7 +261,7 @@ async def _receive(
             async with asyncio.timeout(timeout):
                 code = await _unless_refused(receiver.wait(), check)
         except TimeoutError:
-            raise LoginTimeout(_timeout_line(timeout, listener.redirect_uri, receiver)) from None
+            raise LoginTimeout(_timeout_line(timeout, started, receiver, reporter)) from None
         finally:
             countdown.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -235,10 +275,25 @@ async def _receive(
         return token
 
 
-def _timeout_line(timeout: float, redirect_uri: str, receiver: Receiver) -> str:
-    """The timeout, and whether anything came back: a silent listener has usual causes."""
+def _timeout_line(timeout: float, started: Started, receiver: Receiver, reporter: Reporter) -> str:
+    """The timeout, and whether anything came back: a silent listener has usual causes,
+    and which ones depends on whether a browser was opened here at all."""
+    assert started.listener is not None
+    redirect_uri = started.listener.redirect_uri
     waited = f"timed out after {timeout:g} s waiting for the browser to come back to {redirect_uri}"
     again = "run login again (--timeout sets the wait)"
+    if receiver.requests_seen == 0 and started.not_opened is not None:
+        paste = getattr(reporter, "paste_hint", "run again with --paste")
+        return (
+            f"{waited}; nothing reached it, and no browser was opened here "
+            f"({started.not_opened}): open the printed URL in a browser that can reach "
+            f"{redirect_uri}, or {paste}"
+        )
+    if receiver.requests_seen == 0 and started.played:
+        return (
+            f"{waited}; the demo played the browser itself and it never came back: run "
+            "`loopback-login demo` again (--timeout sets the wait)"
+        )
     if receiver.requests_seen == 0:
         return (
             f"{waited}; nothing reached it. Usually the provider showed its own error page "
@@ -306,7 +361,17 @@ async def _exchange(profile: Profile, store: Store, code: str, request: Authoriz
         client_auth=profile.client_auth,
     )
     # Retried only when the connection failed: a sent code is spent.
-    token = await request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
+    try:
+        token = await request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
+    except TokenEndpointError as exc:
+        from .client_check import ClientRefused, refusal_message, refused
+
+        if exc.status is not None and refused(exc.status, exc):
+            # Said as the client check says it (what to fix), which --no-client-check skips.
+            raise ClientRefused(
+                refusal_message(profile, exc.status, exc, when="when the code was exchanged")
+            ) from None
+        raise
     if request.nonce is not None or "id_token" in token.raw:
         # OIDC Core §3.1.3.3: asked with openid, the answer carries an id_token.
         check_id_token(
