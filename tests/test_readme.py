@@ -246,3 +246,48 @@ def _link(outputs: list[dict[str, Any]]) -> str | None:
     )
     found = re.search(r'href="([^"]+)"', html)
     return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_a_newcomers_walk_through_one_empty_home(
+    values: dict[str, str], browser: Browser, home: Path
+) -> None:
+    """Day one and day two in one home, with the CLI in subprocesses: no dead end on the way,
+    and every refusal names a command that gets the person further."""
+
+    def run(command: str, status: int = 0) -> subprocess.CompletedProcess[str]:
+        result = _sh(command.format(**values), browser, home)
+        assert result.returncode == status, f"{command}: {result.stderr}"
+        assert "Traceback" not in result.stderr
+        return result
+
+    # Day one: the demo, then its tokens without it.
+    run("loopback-login demo")
+    assert run("loopback-login token demo").stdout.strip()
+    assert "demo" in run("loopback-login status").stdout
+    stopped = run("loopback-login api demo /v2/locations", status=4)
+    assert "loopback-login demo --serve" in stopped.stderr
+    run("loopback-login logout demo --forget")
+    gone = run("loopback-login token demo", status=3)
+    assert "run `loopback-login demo`" in gone.stderr
+    # Day two: the demo kept running, every command in another terminal.
+    with _serving("loopback-login demo --serve", browser, home):
+        for command in ("token demo", "refresh demo", "status", "api demo /v2/locations"):
+            run(f"loopback-login {command}")
+        run("loopback-login logout demo")
+    run("loopback-login logout demo --forget")  # and its last traces (the refresh lock)
+    # A provider given by its URLs, with its API key.
+    login = (
+        "loopback-login login hw --authorize-url {demo}/oauth2/authorize "
+        "--token-url {demo}/oauth2/token --client-auth basic-raw --api-base-url {demo} "
+        "--client-id {client_id} --redirect-uri {redirect_uri}"
+    )
+    run(login)
+    wrong_key = run("loopback-login api hw /v2/locations", status=4)
+    assert "loopback-login config hw api_key_param" in wrong_key.stderr
+    run("loopback-login config hw api_key_param apikey")
+    assert '"locationID"' in run("loopback-login api hw /v2/locations").stdout
+    assert 'api_key_param = "apikey"' in run("loopback-login config hw").stdout
+    run("loopback-login login hw")  # remembered: the name alone
+    run("loopback-login logout hw --forget")
+    config_dir = home / ".config" / "loopback-login"
+    assert sorted(p.name for p in config_dir.rglob("*") if p.is_file()) == ["config.toml"]
