@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,10 @@ from support import (
 )
 
 import loopback_login
+from loopback_login._login.flow import login
+from loopback_login._profiles.profile import resolve_profile
 from loopback_login._protocol import ClientAuth, other_basic
+from loopback_login._ui import Terminal
 from loopback_login._using.target import names_api_key
 
 
@@ -262,6 +266,39 @@ def test_an_unreachable_token_endpoint_is_said_while_waiting(demo: DemoServer) -
         in (lines[warning])
     )
     assert warning < len(lines) - 1  # said before the wait ended, not at its end
+
+
+class _SilentPlayer:
+    """A played browser (as the demo's) that never comes back."""
+
+    plays_itself = True
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def open(self, url: str, say: Callable[[str], None]) -> None:
+        pass
+
+
+async def test_a_timeout_while_the_demo_plays_the_browser_says_so(demo: DemoServer) -> None:
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    demo.register(redirect)
+    profile = resolve_profile(
+        "home",
+        None,
+        {
+            "provider": "honeywell",
+            "base_url": demo.base_url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uri": redirect,
+        },
+    )
+    with pytest.raises(loopback_login.LoginTimeout) as caught:
+        await login(profile, browser=_SilentPlayer(), timeout=1, reporter=Terminal())
+    message = str(caught.value)
+    assert "the demo played the browser itself and it never came back" in message
+    assert "not registered" not in message and "Look at the browser" not in message
 
 
 # --- 6. the demo's dead ends ------------------------------------------------------------
