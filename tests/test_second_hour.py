@@ -203,6 +203,22 @@ def test_config_shows_and_sets_settings(
     assert run_cli("config", "nobody").returncode == 2
 
 
+def test_an_api_base_url_is_set_without_a_new_login(demo: DemoServer, browser: Browser) -> None:
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    demo.register(redirect)
+    args = _by_urls(demo, redirect)
+    del args[args.index("--api-base-url") : args.index("--api-base-url") + 2]
+    assert run_cli(*args, env=browser.env).returncode == 0
+    exchanges = demo.provider.requests["authorization_code"]
+    refused = run_cli("api", "home", "/v2/locations")
+    assert refused.returncode == 2
+    assert "set it with `loopback-login config home api_base_url URL`" in refused.stderr
+    for key, value in (("api_base_url", demo.base_url), ("api_key_param", "apikey")):
+        assert run_cli("config", "home", key, value).returncode == 0
+    assert run_cli("api", "home", "/v2/locations").returncode == 0
+    assert demo.provider.requests["authorization_code"] == exchanges  # no login on the way
+
+
 # --- 4. Basic encodings ---------------------------------------------------------------
 
 
