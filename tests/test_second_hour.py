@@ -92,6 +92,15 @@ def test_a_failed_login_with_save_writes_no_profile(
     assert "home" not in status.stdout
 
 
+def test_a_provider_given_anew_replaces_the_remembered_one() -> None:
+    remembered = {"issuer": "https://idp.example", "client_id": "x", "scope": "openid"}
+    profile = resolve_profile(
+        "home", remembered, {"provider": "honeywell", "client_secret": "s", "client_id": "k"}
+    )
+    assert profile.provider == "honeywell" and profile.issuer is None
+    assert "issuer" not in profile.settings and profile.settings["scope"] == "openid"
+
+
 def test_python_errors_name_keyword_arguments() -> None:
     with pytest.raises(loopback_login.ConfigError) as caught:
         loopback_login.login_sync("nb", paste=True)

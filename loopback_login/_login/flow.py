@@ -130,8 +130,12 @@ def remember(store: Store, profile: Profile, say: Callable[[str], None]) -> None
     The one place both the command line and Python save a profile, and only
     after success, so that a failed login leaves no half profile behind.
     """
+    from .._profiles.profile import PROVIDER_CHOICE
+
     table = store.profile_table(profile.name) or {}
     changed = {k: v for k, v in profile.settings.items() if table.get(k) != v}
+    # A provider chosen anew replaces the remembered one (see chosen_by_flags).
+    changed.update((k, None) for k in PROVIDER_CHOICE if k in table and k not in profile.settings)
     if changed:
         store.save_profile(profile.name, changed)
         say(f"Remembered the settings of profile {profile.name!r} in {store.config_path}")

@@ -115,6 +115,30 @@ class Profile(NamedTuple):
         }
 
 
+#: Keys naming a provider: a preset excludes an issuer and a resource (which go together).
+PROVIDER_CHOICE = ("provider", "issuer", "resource")
+
+
+def chosen_by_flags(
+    table: Mapping[str, Any] | None, flags: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The table, less the provider keys that the flags' choice of provider excludes.
+
+    A login remembers its profile; a later login of the same name that names
+    another kind of provider (a preset instead of an issuer or a resource, or the
+    other way round) means that one: flags win.
+    """
+    if table is None:
+        return None
+    if flags.get("provider"):
+        dropped: tuple[str, ...] = ("issuer", "resource")
+    elif flags.get("issuer") or flags.get("resource"):
+        dropped = ("provider",)
+    else:
+        return dict(table)
+    return {key: value for key, value in table.items() if key not in dropped}
+
+
 def issuer_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str | None:
     """The issuer to discover, if the profile names one (flags win)."""
     issuer = flags.get("issuer") or (table or {}).get("issuer")
@@ -166,7 +190,7 @@ def resolve_profile(
     here is then not a missing one).
     """
     check_profile_name(name)
-    table = dict(table or {})
+    table = chosen_by_flags(table, flags) or {}
     unknown = sorted(set(table) - PROFILE_KEYS - STORED_KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in [profiles.{name}] of {where}")

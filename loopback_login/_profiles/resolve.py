@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import ConfigError
 from .._store import check_profile_name
-from .profile import MissingSecret, issuer_of, resolve_profile, resource_of
+from .profile import MissingSecret, chosen_by_flags, issuer_of, resolve_profile, resource_of
 from .secrets import ask, choose, get, in_keyring, interactive, missing_message
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ async def resolve(
     """
     name = check_profile_name(name)
     store.check_case(name)
-    table = store.profile_table(name)
+    table = chosen_by_flags(store.profile_table(name), flags)
     resource = resource_of(table, flags)
     if resource is not None:
         from .registration import prepare
@@ -85,7 +85,7 @@ def resolve_blocking(
     """
     name = check_profile_name(name)
     store.check_case(name)
-    table = store.profile_table(name)
+    table = chosen_by_flags(store.profile_table(name), flags)
     if not needs_metadata(table, flags):
         return with_secret(store, name, table, flags, None, defer=defer_secret)
     import asyncio
