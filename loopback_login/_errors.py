@@ -24,6 +24,7 @@ Messages are one line, say what to do, and never carry a token, code or secret.
 from __future__ import annotations
 
 import contextlib
+import re  # already imported on every path (profile names are checked with it)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -150,7 +151,11 @@ _KEYWORDS = {
     "authorize-param": "authorize_params",
     "config-dir": "config_dir",
 }
-_FLAG = None
+#: A flag and its value, if any (compiled on first use, by re's cache: not on `token`'s path).
+_FLAG = (
+    r"`?--([a-z][a-z0-9-]*)`?"
+    r"(?: (?!or\b|and\b)([A-Z][A-Z_]*|basic-raw|basic|post|none|paste)(?![\w-]))?"
+)
 
 
 def in_python_terms(message: str) -> str:
@@ -159,16 +164,6 @@ def in_python_terms(message: str) -> str:
     Errors are written once, for the command line; a Python caller reads
     ``provider=NAME`` where the command line reads ``--provider NAME``.
     """
-    global _FLAG
-    if "--" not in message:
-        return message
-    import re
-
-    if _FLAG is None:
-        _FLAG = re.compile(
-            r"`?--([a-z][a-z0-9-]*)`?"
-            r"(?: (?!or\b|and\b)([A-Z][A-Z_]*|basic-raw|basic|post|none|paste)(?![\w-]))?"
-        )
 
     def keyword(match: re.Match[str]) -> str:
         flag, value = match.group(1), match.group(2)
@@ -177,7 +172,7 @@ def in_python_terms(message: str) -> str:
         shown = value if value is None or value.isupper() else repr(value)
         return f"{flag.replace('-', '_')}={shown or '...'}"
 
-    return _FLAG.sub(keyword, message)
+    return re.sub(_FLAG, keyword, message)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from support import (
 )
 
 import loopback_login
+from loopback_login._errors import in_python_terms
 from loopback_login._login.flow import login
 from loopback_login._profiles.profile import resolve_profile
 from loopback_login._protocol import ClientAuth, other_basic
@@ -110,6 +111,21 @@ def test_python_errors_name_keyword_arguments() -> None:
     # The command line still names its flags.
     result = run_cli("login", "nb", "--paste")
     assert result.returncode == 2 and "--provider NAME" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cli", "python"),
+    [
+        ("give --provider NAME, or --authorize-url", "give provider=NAME, or authorize_url=..."),
+        ("pass --client-secret or set $X", "pass client_secret=... or set $X"),
+        ("try --client-auth basic-raw", "try client_auth='basic-raw'"),
+        ("drop --no-pkce", "drop pkce=False"),
+        ("or run again with --paste", "or run again with paste=True"),
+        ("run `loopback-login demo`", "run `loopback-login demo`"),
+    ],
+)
+def test_in_python_terms(cli: str, python: str) -> None:
+    assert in_python_terms(cli) == python
 
 
 # --- 2. the API key is a profile setting ----------------------------------------------
