@@ -94,7 +94,7 @@ BLOCKS = readme_blocks()
 
 def test_the_readme_marks_its_runnable_examples() -> None:
     kinds = [block.kind for block in BLOCKS]
-    assert kinds.count("sh") >= 5 and kinds.count("python") >= 3 and kinds.count("notebook") == 2
+    assert kinds.count("sh") >= 5 and kinds.count("python") >= 3 and kinds.count("notebook") >= 2
 
 
 @pytest.fixture
