@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
 
+from ._errors import python_errors
 from ._login.start import LOGIN_TIMEOUT
 from ._profiles.profile import Profile
 from ._store import Store, check_profile_name
@@ -52,6 +53,7 @@ class ProfileSettings(TypedDict, total=False):
     authorize_params: Mapping[str, str]
     client_check: bool
     client_metadata_url: str
+    api_key_param: str
 
 
 async def login(
@@ -71,7 +73,8 @@ async def login(
     ``scope``, ``resource``, ...) that win over the profile's table in ``config.toml``;
     ``resource="https://api.example.com/mcp"`` alone is enough for a server that
     publishes RFC 9728 metadata and lets clients register (RFC 7591);
-    ``save`` writes them there. ``paste=True`` needs no listener: the person
+    a successful login remembers them there (``save`` is kept for compatibility).
+    ``paste=True`` needs no listener: the person
     pastes the address the browser landed on (in a notebook, into an input box).
     In a notebook the login URL is shown as a link.
 
@@ -80,22 +83,17 @@ async def login(
     """
     from ._login.flow import login as login_flow
 
-    store = Store(config_dir)
-    resolved = await _resolve(store, profile, settings, login=True)
-    if save:
-        # The secret is kept apart (the keyring where there is one) once the login works.
-        store.save_profile(
-            resolved.name,
-            {k: v for k, v in settings.items() if v is not None and k != "client_secret"},
+    with python_errors():
+        store = Store(config_dir)
+        resolved = await _resolve(store, profile, settings, login=True)
+        return await login_flow(
+            resolved,
+            store=store,
+            open_browser=open_browser,
+            paste=paste,
+            fallback_paste=fallback_paste,
+            timeout=timeout,
         )
-    return await login_flow(
-        resolved,
-        store=store,
-        open_browser=open_browser,
-        paste=paste,
-        fallback_paste=fallback_paste,
-        timeout=timeout,
-    )
 
 
 async def get_token(
@@ -105,21 +103,23 @@ async def get_token(
 
     Raises :class:`LoginRequired` when there is no usable token (log in again).
     """
-    store = Store(config_dir)
-    name = check_profile_name(profile)
-    return fresh_token(store, name) or await refresh_stored(
-        store, name, client_secret=client_secret
-    )
+    with python_errors():
+        store = Store(config_dir)
+        name = check_profile_name(profile)
+        return fresh_token(store, name) or await refresh_stored(
+            store, name, client_secret=client_secret
+        )
 
 
 async def refresh(
     profile: str, *, client_secret: str | None = None, config_dir: str | None = None
 ) -> Token:
     """Refresh ``profile``'s access token now, whatever its expiry."""
-    store = Store(config_dir)
-    return await refresh_stored(
-        store, check_profile_name(profile), force=True, client_secret=client_secret
-    )
+    with python_errors():
+        store = Store(config_dir)
+        return await refresh_stored(
+            store, check_profile_name(profile), force=True, client_secret=client_secret
+        )
 
 
 async def client_credentials(
@@ -130,9 +130,10 @@ async def client_credentials(
     ``settings`` are profile keys (``provider``, ``client_id``, ``client_secret``,
     ``scope``, ...) that win over the profile's table in ``config.toml``.
     """
-    store = Store(config_dir)
-    resolved = await _resolve(store, profile, settings, client_credentials=True)
-    return await fetch_client_credentials(resolved, store)
+    with python_errors():
+        store = Store(config_dir)
+        resolved = await _resolve(store, profile, settings, client_credentials=True)
+        return await fetch_client_credentials(resolved, store)
 
 
 async def _resolve(
@@ -188,7 +189,8 @@ def get_token_sync(
 ) -> Token:
     """:func:`get_token` for synchronous code; works inside a running loop (Jupyter) too."""
     # A valid token needs neither an event loop nor a thread.
-    token = fresh_token(Store(config_dir), check_profile_name(profile))
+    with python_errors():
+        token = fresh_token(Store(config_dir), check_profile_name(profile))
     if token is not None:
         return token
     return run_sync(get_token(profile, client_secret=client_secret, config_dir=config_dir))

@@ -23,6 +23,13 @@ Messages are one line, say what to do, and never carry a token, code or secret.
 
 from __future__ import annotations
 
+import contextlib
+import re  # already imported on every path (profile names are checked with it)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 class LoopbackLoginError(Exception):
     """Root of every error raised by loopback-login."""
@@ -132,6 +139,51 @@ class LoginTimeout(LoopbackLoginError, TimeoutError):
     """The wait for the browser ended: timed out or cancelled."""
 
     exit_code = 5
+
+
+#: Flags whose keyword argument is not simply the flag's name in snake case.
+_KEYWORDS = {
+    "no-pkce": "pkce=False",
+    "no-client-check": "client_check=False",
+    "no-browser": "open_browser=False",
+    "paste": "paste=True",
+    "fallback": "fallback_paste=True",
+    "authorize-param": "authorize_params",
+    "config-dir": "config_dir",
+}
+#: A flag and its value, if any (compiled on first use, by re's cache: not on `token`'s path).
+_FLAG = (
+    r"`?--([a-z][a-z0-9-]*)`?"
+    r"(?: (?!or\b|and\b)([A-Z][A-Z_]*|basic-raw|basic|post|none|paste)(?![\w-]))?"
+)
+
+
+def in_python_terms(message: str) -> str:
+    """``message`` with each command-line flag named as the keyword argument Python takes.
+
+    Errors are written once, for the command line; a Python caller reads
+    ``provider=NAME`` where the command line reads ``--provider NAME``.
+    """
+
+    def keyword(match: re.Match[str]) -> str:
+        flag, value = match.group(1), match.group(2)
+        if flag in _KEYWORDS:
+            return _KEYWORDS[flag]
+        shown = value if value is None or value.isupper() else repr(value)
+        return f"{flag.replace('-', '_')}={shown or '...'}"
+
+    return re.sub(_FLAG, keyword, message)
+
+
+@contextlib.contextmanager
+def python_errors() -> Iterator[None]:
+    """Errors leaving the Python API name keyword arguments, not flags."""
+    try:
+        yield
+    except LoopbackLoginError as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            exc.args = (in_python_terms(exc.args[0]), *exc.args[1:])
+        raise
 
 
 # Tracebacks and reprs name the package users import from (`loopback_login.LoginRequired`),

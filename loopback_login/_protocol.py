@@ -314,6 +314,22 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
+def other_basic(client_auth: ClientAuth, client_id: str, client_secret: str | None) -> str | None:
+    """The other Basic encoding, when it would send different bytes for this client.
+
+    Providers differ: RFC 6749 §2.3.1 form-encodes id and secret, Apigee (and
+    others) read them literally. For a secret with ``+ / : %`` or a space the two
+    differ, and a refusal may mean the wrong one was chosen, not a wrong secret.
+    """
+    if client_secret is None or client_auth not in (ClientAuth.BASIC, ClientAuth.BASIC_RAW):
+        return None
+    if (quote_plus(client_id), quote_plus(client_secret)) == (client_id, client_secret):
+        return None
+    if client_auth is ClientAuth.BASIC:
+        return None if ":" in client_id else ClientAuth.BASIC_RAW.value
+    return ClientAuth.BASIC.value
+
+
 def raw_basic_credentials(client_id: str, client_secret: str) -> str:
     """The ``Authorization: Basic`` value as Honeywell's documentation builds it.
 

@@ -115,6 +115,10 @@ class Store:
     def token_path(self, name: str) -> str:
         return os.path.join(self.tokens_dir, f"{name}.json")
 
+    def lock_path(self, name: str) -> str:
+        """The profile's refresh lock (see :meth:`refresh_lock`)."""
+        return self.token_path(name) + ".lock"
+
     def metadata_path(self, name: str) -> str:
         """The profile's cached provider metadata (see :mod:`._profiles.discovery`)."""
         return os.path.join(self.root, "metadata", f"{name}.json")
@@ -260,9 +264,11 @@ class Store:
         """The stored token record of profile ``name``; :class:`LoginRequired` when none."""
         record = self.read_record(name, path)
         if record is None:
-            raise LoginRequired(
-                f"no tokens for profile {name!r}; run `loopback-login login {name}`"
-            )
+            again = f"`loopback-login login {name}`"
+            if name == "demo" and self.profile_table(name) is None:
+                # The demo's profile: `login demo` cannot work without the demo's provider.
+                again = "`loopback-login demo` (or `loopback-login demo --serve`)"
+            raise LoginRequired(f"no tokens for profile {name!r}; run {again}")
         return record
 
     def write_record(self, name: str, record: TokenRecord, path: str | None = None) -> str:
@@ -300,9 +306,9 @@ class Store:
         except OSError as exc:
             raise ConfigError(f"cannot create {self.tokens_dir}: {exc.strerror or exc}") from None
         # The lock file stays: deleting it on release would let two processes
-        # lock two different files of the same name.
+        # lock two different files of the same name (`logout --forget` removes it).
         lock = FileLock(
-            self.token_path(name) + ".lock",
+            self.lock_path(name),
             mode=0o600,
             thread_local=False,
             preserve_lock_file=True,

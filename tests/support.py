@@ -15,7 +15,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -409,3 +409,18 @@ def as_nobody(code: str, *args: str) -> list[str]:
         code,
         *args,
     ]
+
+
+@contextlib.contextmanager
+def jupyter_kernel(cwd: Path, env: dict[str, str] | None = None) -> Iterator[tuple[Any, Any]]:
+    """A real IPython kernel (its manager and a client), shut down after."""
+    import jupyter_client
+
+    manager, client = jupyter_client.manager.start_new_kernel(
+        kernel_name="python3", env={**os.environ, **(env or {})}, cwd=str(cwd)
+    )
+    try:
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -302,7 +302,11 @@ def test_wrong_secret_is_a_provider_error(demo: DemoServer, browser: Browser) ->
     # Without the client check (tests/test_client_check.py): the exchange says it then.
     result = run_cli(*login_args(demo, redirect, "--no-client-check"), env=browser.env)
     assert result.returncode == 4
-    assert "401" in _stderr_lines(result)[-1] and "invalid_client" in _stderr_lines(result)[-1]
+    last = _stderr_lines(result)[-1]
+    assert "refused the client id or secret of profile 'home' (invalid_client), when the code" in (
+        last
+    )
+    assert "check --client-id" in last  # what to fix, as the client check says it
     _assert_no_secrets(result.stderr, CLIENT_SECRET)
 
 

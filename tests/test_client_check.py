@@ -23,6 +23,9 @@ REFUSED = (
     "loopback-login: the provider refused the client id or secret of profile 'home' "
     "(invalid_client), before any sign-in; check --client-id, and give the right secret with "
     "--client-secret or $LOOPBACK_LOGIN_CLIENT_SECRET (it replaces the kept one)"
+    # The test secret has `+ % : /` and a space: the two Basic encodings differ for it.
+    "; or, if they are right, the provider may read Basic credentials the other way: "
+    "try --client-auth basic"
 )
 
 

@@ -4,28 +4,29 @@ the login link, and a kernel interrupt that frees the port."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import CLIENT_ID, CLIENT_SECRET, Browser, DemoServer, exchanges, free_port
+from support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Browser,
+    DemoServer,
+    exchanges,
+    free_port,
+    jupyter_kernel,
+)
 
 jupyter_client = pytest.importorskip("jupyter_client")  # installed by `.[test]`
 
 
 @pytest.fixture
 def kernel(isolated_env: Any) -> Iterator[Any]:
-    manager, client = jupyter_client.manager.start_new_kernel(
-        kernel_name="python3", env=dict(os.environ), cwd=str(isolated_env.parent)
-    )
-    try:
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    with jupyter_kernel(isolated_env.parent) as kernel:
+        yield kernel
 
 
 def _run(

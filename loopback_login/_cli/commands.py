@@ -6,10 +6,11 @@ with a fresh token reads one file and prints.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
-from .._errors import LoginRequired, LoopbackLoginError
+from .._errors import ConfigError, LoginRequired, LoopbackLoginError
 from .._store import Store, check_profile_name
 from .._text import shown
 from .output import expiry_text, print_table, print_token, progress, resource_column, summary, who
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .._profiles.profile import Profile
+    from .._tokens.record import TokenRecord
     from .._tokens.token import Token
 
 
@@ -46,7 +48,7 @@ def cmd_login(args: Namespace) -> int:
     store = Store()
     profile = _resolve(args, store, login=True)
     check_login(profile, paste=args.paste)
-    _accept(args, store, profile)
+    _accept(args)  # the profile is remembered once the login has worked (--save or not)
     reporter = Terminal()
     # The browser opens first; asyncio and aiohttp load while the person logs in.
     started = start_login(
@@ -103,10 +105,13 @@ def cmd_refresh(args: Namespace) -> int:
 def cmd_client_credentials(args: Namespace) -> int:
     store = Store()
     profile = _resolve(args, store, client_credentials=True)
-    _accept(args, store, profile)
+    _accept(args)
     from .._tokens.client_credentials import fetch_client_credentials
 
     _run(fetch_client_credentials(profile, store))
+    if args.save:  # after success only: a failed request leaves no half profile
+        store.save_profile(profile.name, dict(profile.settings))
+        progress(f"Saved profile {profile.name!r} in {store.config_path}")
     record = store.require_record(profile.name, store.client_credentials_path(profile.name))
     print_token(record, "header" if args.header else "json" if args.json else None)
     return 0
@@ -258,6 +263,9 @@ def cmd_logout(args: Namespace) -> int:
             )
             if removed
         ]
+        # What the profile left behind: its refresh lock and its cached provider metadata.
+        for path in (store.lock_path(name), store.metadata_path(name)):
+            store.remove(path)
         if forgotten:
             print(f"Forgot profile {name!r}: removed {' and '.join(forgotten)}")
         elif not done:
@@ -265,6 +273,69 @@ def cmd_logout(args: Namespace) -> int:
     elif not done:
         progress(f"No tokens stored for profile {name!r}; nothing to do.")
     return 0
+
+
+def cmd_config(args: Namespace) -> int:
+    """``config NAME``: the profile's settings (no secrets); ``config NAME KEY VALUE``: set one."""
+    from .._profiles.profile import parse_setting
+    from .._tokens.record import RECORD_SETTINGS
+
+    store = Store()
+    name = check_profile_name(args.profile)
+    if args.key is not None and args.value is None:
+        raise ConfigError(f"give the value too: `loopback-login config {name} {args.key} VALUE`")
+    value = parse_setting(args.key, args.value) if args.key is not None else None
+    table = store.profile_table(name)
+    paths = (store.token_path(name), store.client_credentials_path(name))
+    records = [(path, store.read_record(name, path)) for path in paths]
+    if table is None and not any(record for _, record in records):
+        raise ConfigError(f"no profile named {name!r}; `loopback-login status` lists them")
+    if args.key is None:
+        _show_settings(store, name, table or {}, [record for _, record in records if record])
+        return 0
+    store.save_profile(name, {args.key: value})
+    if args.key in RECORD_SETTINGS:
+        # The token record carries its own copy, which `api`, `token` and `refresh` read.
+        _run(_update_records(store, name, args.key, value, paths))
+    shown_value = "(default)" if value is None else json.dumps(value)
+    print(f"Set {args.key} = {shown(shown_value)} for profile {name!r} in {store.config_path}")
+    if args.key not in RECORD_SETTINGS:
+        progress(
+            f"loopback-login: {args.key} takes effect at the next `loopback-login login {name}`"
+        )
+    return 0
+
+
+async def _update_records(
+    store: Store, name: str, key: str, value: Any, paths: tuple[str, ...]
+) -> None:
+    """Change one setting in the profile's token records, under the refresh lock."""
+    async with store.refresh_lock(name):
+        for path in paths:
+            record = store.read_record(name, path)
+            if record is not None:
+                changed: dict[str, Any] = {**record, key: value}
+                store.write_record(name, changed, path)  # type: ignore[arg-type]
+
+
+def _show_settings(
+    store: Store, name: str, table: dict[str, Any], records: list[TokenRecord]
+) -> None:
+    from .._profiles.profile import PROFILE_KEYS, env_secret_refusal
+    from .._profiles.secrets import source
+    from .._tokens.record import RECORD_SETTINGS
+
+    settings: dict[str, Any] = {}
+    for record in records:  # what the last login used, under what config.toml says now
+        settings.update((k, record[k]) for k in RECORD_SETTINGS if record.get(k) is not None)  # type: ignore[literal-required]
+    settings.update((k, v) for k, v in table.items() if k in PROFILE_KEYS)
+    settings.pop("profile", None)
+    settings.pop("client_secret", None)  # never shown: where it is kept, below
+    print(f"# profile {name!r}: {store.config_path}")
+    for key in sorted(settings):
+        print(shown(f"{key} = {json.dumps(settings[key])}"))
+    usable = env_secret_refusal(table, {}, None) is None  # may the environment's secret serve it
+    print(f"# client secret: {source(store, name, env=usable)}")
 
 
 def cmd_providers(args: Namespace) -> int:
@@ -337,15 +408,9 @@ def given_profile_flags(args: Namespace) -> dict[str, Any]:
     return flags
 
 
-def _accept(args: Namespace, store: Store, profile: Profile) -> None:
-    """The configuration is accepted: now warn about a secret in argv, and save if asked."""
+def _accept(args: Namespace) -> None:
+    """The configuration is accepted: now warn about a secret in argv."""
     _warn_secret_flag(args)
-    if args.save:
-        # Never the secret: it is kept apart (the keyring where there is one) once it works.
-        flags = given_profile_flags(args)
-        flags.pop("client_secret", None)
-        store.save_profile(profile.name, flags)
-        progress(f"Saved profile {profile.name!r} in {store.config_path}")
 
 
 def _resolve(

@@ -23,14 +23,15 @@ PROG = "loopback-login"
 EPILOG = """\
 PROFILE is a name you choose for one app at one provider: the provider's endpoints,
 the client id (and secret), the redirect URI and the scopes. Give them as flags once;
-`--save` writes them to config.toml, the secret is kept in the OS keyring, and later
-commands need only the name. Names: letters, digits, '.', '_', '-'.
+a successful login remembers them in config.toml (the secret in the OS keyring where
+there is one), and later commands need only the name; `config` changes a setting.
+Names: letters, digits, '.', '_', '-'.
 
 examples:
   loopback-login demo                                   try it; no account needed
   export LOOPBACK_LOGIN_CLIENT_SECRET=...               asked for if not set; kept after one login
   loopback-login login home --provider honeywell --client-id KEY \\
-      --redirect-uri http://localhost:8080/callback --save
+      --redirect-uri http://localhost:8080/callback
   loopback-login token home                             print a valid access token
   curl -H "$(loopback-login token home --header)" https://api.example/...
   loopback-login status                                 profiles, expiry, where secrets are
@@ -157,6 +158,12 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
         help="where `api` and the Python sessions send requests, and the token "
         "(default: the preset's API, else the resource)",
     )
+    add(
+        "--api-key-param",
+        metavar="NAME",
+        help="the query parameter that carries the client id on every API call "
+        "(the honeywell preset's: apikey; '' for none)",
+    )
     add("--client-id", help="the app's client id (API key)")
     add(
         "--client-metadata-url",
@@ -206,7 +213,8 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save",
         action="store_true",
-        help="write these flags to config.toml (the secret is kept apart, in the keyring)",
+        help="kept for compatibility: a successful login always remembers these settings in "
+        "config.toml (the secret where secrets are kept: the OS keyring, else config.toml)",
     )
 
 
@@ -324,9 +332,55 @@ def _demo_flags(demo: argparse.ArgumentParser) -> None:
     )
 
 
+def _config_flags(config: argparse.ArgumentParser) -> None:
+    from .._profiles.profile import CONFIG_KEYS
+
+    config.add_argument("key", nargs="?", metavar="KEY", help=f"one of: {', '.join(CONFIG_KEYS)}")
+    config.add_argument("value", nargs="?", metavar="VALUE", help="its new value ('': default)")
+
+
 def _no_flags(parser: argparse.ArgumentParser) -> None:
     pass
 
+
+#: Each command's examples, for its --help.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "login": (
+        "login home --provider honeywell --client-id KEY "
+        "--redirect-uri http://localhost:8080/callback",
+        "login work --authorize-url https://idp.example/authorize "
+        "--token-url https://idp.example/token --client-id ID "
+        "--redirect-uri http://127.0.0.1:0/callback",
+        "login work --resource https://api.example.com/mcp",
+        "login home --paste                    over SSH: paste the address the browser landed on",
+    ),
+    "token": (
+        "token home",
+        'token home --header                  for curl -H "$(...)"',
+        "token home --json",
+    ),
+    "refresh": ("refresh home",),
+    "client-credentials": (
+        "client-credentials app --provider honeywell --client-id KEY --save",
+        "client-credentials app --header",
+    ),
+    "api": (
+        "api home /v2/locations",
+        "api home /v2/locations -i",
+        "api home /v2/devices -f locationId=123",
+        "api home /v2/things -X POST -F name=lamp -F on=true",
+    ),
+    "status": ("status", "status home"),
+    "logout": ("logout home", "logout home --local-only", "logout home --forget"),
+    "config": (
+        "config home                            its settings (no secrets)",
+        "config home api_base_url https://api.example.com",
+        "config home api_key_param apikey",
+        "config home skew 120",
+    ),
+    "providers": ("providers",),
+    "demo": ("demo", "demo --serve                          keep the provider running"),
+}
 
 #: name: (function, help, its flags, takes a PROFILE)
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[..., None], bool]] = {
@@ -367,6 +421,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, Callable[...
         _logout_flags,
         True,
     ),
+    "config": (
+        commands.cmd_config,
+        "show a profile's settings (no secrets), or set one without a new login",
+        _config_flags,
+        True,
+    ),
     "providers": (commands.cmd_providers, "list the built-in provider presets", _no_flags, False),
     "demo": (
         commands.cmd_demo,
@@ -393,11 +453,19 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         parents=[common],
     )
-    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
+    parser.add_argument(
+        "-V", "--version", action=_Version, nargs=0, help="print the version and exit"
+    )
     # An explicit prog spares argparse a help formatter (and its imports) at start-up.
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog=PROG)
     for name, (func, help, add_flags, takes_profile) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help, description=help, parents=[common])
+        sub = subparsers.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[common],
+            epilog="examples:\n" + "\n".join(f"  {PROG} {line}" for line in EXAMPLES[name]),
+        )
         sub.set_defaults(func=func)
         if only is None or only == name:
             if takes_profile:

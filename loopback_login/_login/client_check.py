@@ -20,7 +20,12 @@ from __future__ import annotations
 import secrets
 
 from .._errors import ProviderError, TokenEndpointError
-from .._protocol import authorization_code_grant, parse_error_response, token_request
+from .._protocol import (
+    authorization_code_grant,
+    other_basic,
+    parse_error_response,
+    token_request,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +50,7 @@ def wanted(profile: Profile) -> bool:
     return profile.client_check and profile.client_auth is not ClientAuth.NONE
 
 
-def refusal_message(profile: Profile) -> str:
+def refusal_message(profile: Profile, *, when: str = "before any sign-in") -> str:
     # Our own words only: the provider's text is not needed to say this.
     fix = (
         "check --client-id, and give the right secret with --client-secret or "
@@ -53,10 +58,16 @@ def refusal_message(profile: Profile) -> str:
         if profile.client_secret
         else "check --client-id"
     )
+    other = other_basic(profile.client_auth, profile.client_id, profile.client_secret)
+    if other is not None:
+        fix += (
+            f"; or, if they are right, the provider may read Basic credentials the other way: "
+            f"try --client-auth {other}"
+        )
     return (
         f"the provider refused the client id or secret of profile {profile.name!r} "
         "(invalid_client), "
-        f"before any sign-in; {fix}"
+        f"{when}; {fix}"
     )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import (
@@ -18,6 +19,7 @@ from .._errors import (
     LoginTimeout,
     LoopbackLoginError,
     ProviderError,
+    TokenEndpointError,
 )
 from .._http.retry import RetryPolicy
 from .._protocol import (
@@ -39,7 +41,6 @@ from .start import LOGIN_TIMEOUT, Started, start_login
 if TYPE_CHECKING:
     from .._profiles.profile import Profile
     from .._tokens.token import Token
-    from .bind import Listener
     from .receiver import Receiver
     from .start import Browser
 
@@ -94,6 +95,7 @@ async def finish_login(
 
             profile = await in_daemon_thread(lambda: read_kept_secret(store, profile))
         check = _client_check(profile, started.request)
+        probe = asyncio.ensure_future(_probe(profile.token_url, reporter))
         try:
             if started.listener is None:
                 try:
@@ -109,29 +111,43 @@ async def finish_login(
                 token = await _exchange(profile, code, started.request)
                 _save(profile, store, token)
             else:
-                token = await _receive(
-                    profile, store, started.request, started.listener, reporter, timeout, check
-                )
+                token = await _receive(profile, store, started, reporter, timeout, check)
         finally:
-            if check is not None:
-                check.cancel()
-                with contextlib.suppress(BaseException):
-                    await check
+            for task in (check, probe):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
     _warn_dropped_scopes(profile, token, reporter)
-    if (
-        profile.client_secret
-        and profile.client_auth is not ClientAuth.NONE
-        # The demo's secret is thrown away with its provider (see run_demo).
-        and not made_by_demo(profile.name, profile.provider)
-    ):
+    if not made_by_demo(profile.name, profile.provider):
+        # The demo's provider, app and secret are thrown away with it (see run_demo).
+        remember(store, profile, reporter.say)
+    return token
+
+
+def remember(store: Store, profile: Profile, say: Callable[[str], None]) -> None:
+    """After a successful login: keep the profile's settings and the secret it used.
+
+    The one place both the command line and Python save a profile, and only
+    after success, so that a failed login leaves no half profile behind.
+    """
+    from .._profiles.profile import PROVIDER_CHOICE
+
+    table = store.profile_table(profile.name) or {}
+    changed = {k: v for k, v in profile.settings.items() if table.get(k) != v}
+    # A provider chosen anew replaces the remembered one (see chosen_by_flags).
+    changed.update((k, None) for k in PROVIDER_CHOICE if k in table and k not in profile.settings)
+    if changed:
+        store.save_profile(profile.name, changed)
+        say(f"Remembered the settings of profile {profile.name!r} in {store.config_path}")
+    if profile.client_secret and profile.client_auth is not ClientAuth.NONE:
         # The secret this login used is kept for the profile's later logins and refreshes.
         from .._profiles.secrets import binding, keep
 
         bound = binding(profile.token_url, profile.client_id)
         said = keep(store, profile.name, profile.client_secret, bound)
         if said:
-            reporter.say(said)
-    return token
+            say(said)
 
 
 def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> None:
@@ -152,6 +168,44 @@ def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> 
         if not token.refresh_token:
             line += "; so there is no refresh token"
     reporter.say(line)
+
+
+async def _probe(token_url: str, reporter: Reporter) -> None:
+    """Say at once, while the person is still signing in, when the token endpoint cannot
+    be reached: the login could not finish, and the timeout would blame the browser.
+
+    A connection (and a TLS handshake) only, no request: nothing is sent to the
+    provider. Skipped where a proxy carries the requests (it may reach what we cannot).
+    """
+    import ssl
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(token_url)
+    host, tls = parts.hostname or "", parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    proxies = urllib.request.getproxies()
+    if parts.scheme in proxies and not urllib.request.proxy_bypass(host):
+        return
+    context = ssl.create_default_context() if tls else None
+    try:
+        async with asyncio.timeout(10):
+            _, writer = await asyncio.open_connection(host, port, ssl=context)
+    except TimeoutError:
+        detail = "no answer within 10 s"
+    except ssl.SSLError as exc:
+        detail = f"TLS failed: {getattr(exc, 'verify_message', None) or exc.reason or 'error'}"
+    except OSError as exc:  # asyncio's refusal has the errno but its own strerror
+        detail = (os.strerror(exc.errno) if exc.errno else exc.strerror) or type(exc).__name__
+    else:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    reporter.say(
+        f"loopback-login: warning: the provider's token endpoint at {parts.netloc} cannot be "
+        f"reached ({detail}): the login cannot finish unless that changes. Still waiting."
+    )
 
 
 def _client_check(profile: Profile, request: AuthorizeRequest) -> asyncio.Task[None] | None:
@@ -184,8 +238,7 @@ async def _unless_refused(awaitable: Awaitable[T], check: asyncio.Task[None] | N
 async def _receive(
     profile: Profile,
     store: Store,
-    request: AuthorizeRequest,
-    listener: Listener,
+    started: Started,
     reporter: Reporter,
     timeout: float,
     check: asyncio.Task[None] | None = None,
@@ -195,6 +248,8 @@ async def _receive(
     from .._http import client as _http  # noqa: F401
     from .receiver import Receiver
 
+    request, listener = started.request, started.listener
+    assert listener is not None
     async with Receiver(
         listener,
         state=request.state,
@@ -213,7 +268,7 @@ async def _receive(
             async with asyncio.timeout(timeout):
                 code = await _unless_refused(receiver.wait(), check)
         except TimeoutError:
-            raise LoginTimeout(_timeout_line(timeout, listener.redirect_uri, receiver)) from None
+            raise LoginTimeout(_timeout_line(timeout, started, receiver, reporter)) from None
         finally:
             countdown.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,10 +286,25 @@ async def _receive(
         return token
 
 
-def _timeout_line(timeout: float, redirect_uri: str, receiver: Receiver) -> str:
-    """The timeout, and whether anything came back: a silent listener has usual causes."""
+def _timeout_line(timeout: float, started: Started, receiver: Receiver, reporter: Reporter) -> str:
+    """The timeout, and whether anything came back: a silent listener has usual causes,
+    and which ones depends on whether a browser was opened here at all."""
+    assert started.listener is not None
+    redirect_uri = started.listener.redirect_uri
     waited = f"timed out after {timeout:g} s waiting for the browser to come back to {redirect_uri}"
     again = "run login again (--timeout sets the wait)"
+    if receiver.requests_seen == 0 and started.not_opened is not None:
+        paste = getattr(reporter, "paste_hint", "run again with --paste")
+        return (
+            f"{waited}; nothing reached it, and no browser was opened here "
+            f"({started.not_opened}): open the printed URL in a browser that can reach "
+            f"{redirect_uri}, or {paste}"
+        )
+    if receiver.requests_seen == 0 and started.played:
+        return (
+            f"{waited}; the demo played the browser itself and it never came back: run "
+            "`loopback-login demo` again (--timeout sets the wait)"
+        )
     if receiver.requests_seen == 0:
         return (
             f"{waited}; nothing reached it. Usually the provider showed its own error page "
@@ -302,7 +372,17 @@ async def _exchange(profile: Profile, code: str, request: AuthorizeRequest) -> T
         client_auth=profile.client_auth,
     )
     # Retried only when the connection failed: a sent code is spent.
-    token = await request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
+    try:
+        token = await request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
+    except TokenEndpointError as exc:
+        from .client_check import ClientRefused, refusal_message, refused
+
+        if refused(exc):
+            # Said as the client check says it (what to fix), which --no-client-check skips.
+            raise ClientRefused(
+                refusal_message(profile, when="when the code was exchanged")
+            ) from None
+        raise
     if request.nonce is not None or "id_token" in token.raw:
         # OIDC Core §3.1.3.3: asked with openid, the answer carries an id_token.
         check_id_token(

@@ -68,6 +68,10 @@ class Started:
         self.listener = listener
         #: Removes the private page the browser was handed, if any.
         self.remove_page: Callable[[], None] | None = None
+        #: Why no browser was opened here (``--no-browser``, no display), if none was.
+        self.not_opened: str | None = None
+        #: The demo played the browser itself (no person, no real browser).
+        self.played = False
 
     def __enter__(self) -> Started:
         return self
@@ -157,9 +161,12 @@ def start_login(
         if listener is not None:
             if not getattr(browser, "plays_itself", False):  # the demo's scripted browser
                 reporter.show_url(request.url)
+            started.played = bool(getattr(browser, "plays_itself", False))
             if not open_browser:
+                started.not_opened = "--no-browser"
                 reporter.say(f"Not opening a browser (--no-browser). {_reach_advice(listener)}")
             elif no_browser is not None:
+                started.not_opened = no_browser
                 paste_advice = getattr(reporter, "paste_hint", "run again with --paste")
                 reporter.say(
                     f"No browser can be opened here ({no_browser}). {_reach_advice(listener)}; "

@@ -47,6 +47,7 @@ PROFILE_KEYS = frozenset(
         "resource",
         "api_base_url",
         "client_metadata_url",
+        "api_key_param",
     }
 )
 
@@ -86,6 +87,10 @@ class Profile(NamedTuple):
     api_base_url: str | None = None
     #: The secret is kept in the keyring, read when first needed (after the browser opened).
     secret_pending: bool = False
+    #: The query parameter that carries the client id on every API call (Honeywell: ``apikey``).
+    api_key_param: str | None = None
+    #: The profile's settings as given (table and flags, no secret): what a login remembers.
+    settings: Mapping[str, Any] = MappingProxyType({})
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -107,7 +112,32 @@ class Profile(NamedTuple):
             "skew": self.skew,
             "resource": self.resource,
             "api_base_url": self.api_base_url,
+            "api_key_param": self.api_key_param,
         }
+
+
+#: Keys naming a provider: a preset excludes an issuer and a resource (which go together).
+PROVIDER_CHOICE = ("provider", "issuer", "resource")
+
+
+def chosen_by_flags(
+    table: Mapping[str, Any] | None, flags: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The table, less the provider keys that the flags' choice of provider excludes.
+
+    A login remembers its profile; a later login of the same name that names
+    another kind of provider (a preset instead of an issuer or a resource, or the
+    other way round) means that one: flags win.
+    """
+    if table is None:
+        return None
+    if flags.get("provider"):
+        dropped: tuple[str, ...] = ("issuer", "resource")
+    elif flags.get("issuer") or flags.get("resource"):
+        dropped = ("provider",)
+    else:
+        return dict(table)
+    return {key: value for key, value in table.items() if key not in dropped}
 
 
 def issuer_of(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> str | None:
@@ -161,7 +191,7 @@ def resolve_profile(
     here is then not a missing one).
     """
     check_profile_name(name)
-    table = dict(table or {})
+    table = chosen_by_flags(table, flags) or {}
     unknown = sorted(set(table) - PROFILE_KEYS - STORED_KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in [profiles.{name}] of {where}")
@@ -221,6 +251,7 @@ def resolve_profile(
         default_pkce = provider.pkce
         preset_auth = provider.client_auth
         default_api = provider.api_base_url
+        default_key_param = provider.api_key_param
     elif metadata is not None:
         # Discovered: the metadata fills in what the flags and the table leave open.
         authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
@@ -230,7 +261,7 @@ def resolve_profile(
         # PKCE S256 whatever the metadata lists: a provider listing only "plain"
         # (or nothing) must not turn it off (RFC 9700 §2.1.1); only the profile can.
         provider_name, default_pkce = "oidc", True
-        default_api = None
+        default_api = default_key_param = None
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
@@ -245,7 +276,7 @@ def resolve_profile(
         client_credentials_url = merged.get("client_credentials_url") or token_url
         revocation_url = merged.get("revocation_url")
         provider_name, default_pkce = "custom", True
-        default_api = None
+        default_api = default_key_param = None
     # A profile with a resource (RFC 8707) calls that resource unless told otherwise.
     api_base_url = _api_base_url(merged, default_api or merged.get("resource"))
     for label, url in (
@@ -295,6 +326,10 @@ def resolve_profile(
     client_check = merged.get("client_check", True)
     if not isinstance(client_check, bool):
         raise ConfigError(f"client_check of profile {name!r} must be true or false")
+    # Given as "" (no key on API calls) or a name; the preset's by default.
+    api_key_param = merged.get("api_key_param", default_key_param)
+    if api_key_param:
+        _check_api_key_param(api_key_param)
     # Last, so that every other mistake is reported first: a missing secret
     # may be asked for, and asking is pointless for a profile that cannot work.
     if needs_secret(provider_name, client_auth) and not has_secret:
@@ -321,6 +356,14 @@ def resolve_profile(
         api_base_url=api_base_url,
         resource=resource,
         secret_pending=secret_pending,
+        api_key_param=api_key_param,
+        settings=MappingProxyType(
+            {
+                key: value
+                for key, value in merged.items()
+                if key in PROFILE_KEYS and key != "client_secret" and value not in (None, {})
+            }
+        ),
     )
 
 
@@ -446,3 +489,59 @@ def _check_endpoint(label: str, url: str) -> None:
         raise ConfigError(f"the {label} {url!r} must use https")
     if parts.fragment:
         raise ConfigError(f"the {label} {url!r} must not have a #fragment (RFC 6749 §3.1)")
+
+
+#: The settings ``loopback-login config NAME KEY VALUE`` changes without a new login: the
+#: ones a login does not depend on (or only the next one does), and their kinds.
+CONFIG_KEYS: Mapping[str, type] = MappingProxyType(
+    {
+        "api_base_url": str,
+        "api_key_param": str,
+        "scope": str,
+        "skew": float,
+        "client_check": bool,
+        "revocation_url": str,
+    }
+)
+
+
+def parse_setting(key: str, text: str) -> Any:
+    """The value of ``config NAME KEY VALUE``, checked as a login would check it.
+
+    ``""`` removes the setting (back to the default), except for ``api_key_param``,
+    where it means "no API key on API calls".
+    """
+    kind = CONFIG_KEYS.get(key)
+    if kind is None:
+        hint = (
+            f" ({key} is a login setting: give it to `loopback-login login NAME`)"
+            if key in PROFILE_KEYS
+            else ""
+        )
+        raise ConfigError(f"unknown setting {key!r}; `config` sets: {', '.join(CONFIG_KEYS)}{hint}")
+    if text == "" and key != "api_key_param":
+        return None
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ConfigError(f"{key} must be true or false, not {text!r}")
+        return text.lower() == "true"
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= 86400:
+            raise ConfigError(f"{key} must be a number of seconds (0 to 86400), not {text!r}")
+        return value
+    if key == "api_base_url":
+        return _api_base_url({"api_base_url": text}, None)
+    if key == "revocation_url":
+        _check_endpoint("revocation URL", text)
+    if key == "api_key_param" and text:
+        _check_api_key_param(text)
+    return text
+
+
+def _check_api_key_param(name: str) -> None:
+    if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        raise ConfigError(f"api_key_param must be a query parameter name, not {name!r}")

@@ -23,6 +23,8 @@ class Provider(NamedTuple):
     client_auth: str | None = None
     #: Where ``loopback-login api`` and the Python sessions send requests.
     api_base_url: str | None = None
+    #: The query parameter that carries the client id on every API call, if the API wants one.
+    api_key_param: str | None = None
 
 
 def _apigee_oauth(
@@ -47,16 +49,17 @@ def _apigee_oauth(
         client_auth="basic-raw",
         # The API is served from the same host as the OAuth endpoints.
         api_base_url=base,
+        # Honeywell's API (Apigee) wants `?apikey=<client id>` beside the Bearer token;
+        # the demo provider checks it the same way.
+        api_key_param="apikey",
     )
 
 
-def api_key_query(provider: str) -> str | None:
-    """The query parameter that carries the client id on every API call, if the provider wants one.
-
-    Honeywell's API (Apigee) wants ``?apikey=<client id>`` beside the Bearer
-    token; the demo provider checks it the same way.
-    """
-    return "apikey" if provider in ("honeywell", "demo") else None
+def preset_api_key_param(provider: str | None) -> str | None:
+    """The preset's API key parameter, for a record written before profiles had one."""
+    if provider not in PRESET_NAMES:
+        return None
+    return preset(provider, "http://127.0.0.1").api_key_param
 
 
 def preset(name: str, base_url: str | None = None) -> Provider:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from .._errors import ConfigError
 from .._store import check_profile_name
-from .profile import MissingSecret, env_secret_refusal, issuer_of, resolve_profile, resource_of
+from .profile import (
+    MissingSecret,
+    chosen_by_flags,
+    env_secret_refusal,
+    issuer_of,
+    resolve_profile,
+    resource_of,
+)
 from .secrets import (
     KEYRING,
     SECRET_ENV,
@@ -41,11 +48,12 @@ def _quiet(line: str) -> None:
     pass
 
 
-def _table(store: Store, name: str) -> tuple[str, dict[str, Any] | None]:
-    """The checked name and its ``[profiles.NAME]`` table (``None`` when there is none)."""
+def _table(store: Store, name: str, flags: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """The checked name and its ``[profiles.NAME]`` table (``None`` when there is none), less
+    what the flags' choice of provider replaces (see :func:`.profile.chosen_by_flags`)."""
     name = check_profile_name(name)
     store.check_case(name)
-    return name, store.profile_table(name)
+    return name, chosen_by_flags(store.profile_table(name), flags)
 
 
 def needs_metadata(table: Mapping[str, Any] | None, flags: Mapping[str, Any]) -> bool:
@@ -70,7 +78,7 @@ async def resolve(
     the keyring is left for :func:`read_kept_secret`, once the browser is open.
     ``client_credentials``: for a client-credentials request (which needs a secret).
     """
-    name, table = _table(store, name)
+    name, table = _table(store, name, flags)
     resource = resource_of(table, flags)
     if resource is not None:
         from .registration import prepare
@@ -117,7 +125,7 @@ def resolve_blocking(
     A profile given by URLs or a preset resolves without asyncio, so that the
     browser opens before it (or aiohttp) is imported.
     """
-    name, table = _table(store, name)
+    name, table = _table(store, name, flags)
     if not needs_metadata(table, flags):
         return with_secret(
             store,

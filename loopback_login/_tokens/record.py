@@ -45,6 +45,8 @@ if TYPE_CHECKING:
         skew: float | None
         resource: str | None
         api_base_url: str | None
+        #: The query parameter carrying the client id on API calls; ``""``: none.
+        api_key_param: str | None
         #: Client credentials only: the scope asked for, what the cached token is keyed by.
         requested_scope: NotRequired[str | None]
         #: The provider's response as received (it holds the tokens too).
@@ -71,6 +73,7 @@ RECORD_SETTINGS = (
     "skew",
     "resource",
     "api_base_url",
+    "api_key_param",
 )
 _OPTIONAL_TEXT = (*(key for key in RECORD_SETTINGS if key != "skew"), "requested_scope", "scope")
 

@@ -45,7 +45,8 @@ class _ApiMiddleware:
         token = await self.auth.token()
         self._authorize(request, token)
         response = await handler(request)
-        refresh = self.auth.should_retry(response.status, authorized=True, retried=False)
+        body = await response.read() if response.status == 401 else b""  # token or API key?
+        refresh = self.auth.should_retry(response.status, authorized=True, retried=False, body=body)
         scope = (
             None
             if refresh

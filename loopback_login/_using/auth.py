@@ -14,9 +14,9 @@ import time
 
 from .._store import Store, check_profile_name
 from .._tokens.current import current
-from .._tokens.record import is_fresh
+from .._tokens.record import is_fresh, made_by_demo
 from .._tokens.token import Token
-from .target import ApiTarget, should_retry, step_up_scope, target_from_record
+from .target import ApiTarget, names_api_key, should_retry, step_up_scope, target_from_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ class ApiAuth:
         #: The scope the last step-up login asked for: never asked for twice in a row.
         self._stepped_up: str | None = None
         record = self._store.require_record(self.profile)
+        #: The profile `loopback-login demo` made: its API lives only while the demo runs.
+        self.made_by_demo = made_by_demo(self.profile, record["provider"])
         self.target: ApiTarget = target_from_record(
             self.profile, record, self._store.token_path(self.profile)
         )
@@ -165,6 +167,31 @@ class ApiAuth:
 
         return run_sync(self.step_up(scope))
 
-    @staticmethod
-    def should_retry(status: int, *, authorized: bool, retried: bool) -> bool:
-        return should_retry(status, authorized=authorized, retried=retried)
+    def should_retry(
+        self, status: int, *, authorized: bool, retried: bool, body: bytes = b""
+    ) -> bool:
+        """Refresh and resend? ``body``: the answer's, for a 401 (one naming the API key is not
+        the token's fault)."""
+        return should_retry(
+            status,
+            authorized=authorized,
+            retried=retried,
+            body=body,
+            key_param=self.target.key_param,
+        )
+
+    def wrong_api_key(self, status: int, body: bytes) -> str | None:
+        """The message for an API's answer that refuses the API key, else ``None``."""
+        if status not in (401, 403) or not names_api_key(body, self.target.key_param):
+            return None
+        name, param = self.profile, self.target.key_param
+        if param is None:
+            return (
+                f"the API refused the request for its API key ({status}); profile {name!r} "
+                f"sends none: `loopback-login config {name} api_key_param NAME` (Honeywell: apikey)"
+            )
+        return (
+            f"the API refused the API key of profile {name!r} ({status}; the client id, sent as "
+            f"?{param}=): check the client id, and the parameter's name "
+            f"(`loopback-login config {name} api_key_param NAME`); logging in again will not help"
+        )

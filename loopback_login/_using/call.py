@@ -153,8 +153,17 @@ def call_api(
     token = auth.token_sync()
     retried = stepped_up = False
     while True:
-        response = _send(request.method, url, data, {**headers, **auth.headers(token)})
-        if auth.should_retry(response.status, authorized=True, retried=retried):
+        try:
+            response = _send(request.method, url, data, {**headers, **auth.headers(token)})
+        except NetworkError as exc:
+            if auth.made_by_demo and not exc.sent:
+                from .._demo.serving import DEMO_GONE
+
+                raise NetworkError(f"{exc}; {DEMO_GONE}", sent=False) from None
+            raise
+        # A 401's body says whether the token or the API key was refused.
+        read = _read_body(response, urlsplit(url).netloc) if response.status == 401 else None
+        if auth.should_retry(response.status, authorized=True, retried=retried, body=read or b""):
             response.close()
             token, retried = auth.after_401_sync(token), True
             continue
@@ -173,9 +182,12 @@ def call_api(
     with response:
         if include:
             out.write(_head(response))
-        _write_body(response, out, pretty=pretty, netloc=urlsplit(url).netloc)
+        _write_body(response, out, pretty=pretty, netloc=urlsplit(url).netloc, body=read)
     out.flush()
     status, reason = response.status, clean(response.reason or "")
+    wrong_key = auth.wrong_api_key(status, read or b"") if read is not None else None
+    if wrong_key is not None:
+        raise ProviderError(wrong_key)
     if status == 401:
         raise LoginRequired(
             f"the API refused the token of profile {profile!r} (401) even after a refresh; "
@@ -299,22 +311,45 @@ def _head(response: http.client.HTTPResponse) -> bytes:
     return ("\n".join(lines) + "\n\n").encode("latin-1", "replace")
 
 
-def _write_body(
-    response: http.client.HTTPResponse, out: BinaryIO, *, pretty: bool, netloc: str
-) -> None:
-    """The body to ``out``: unchanged, or pretty JSON for a terminal."""
+def _read_body(response: http.client.HTTPResponse, netloc: str) -> bytes:
     with _network_errors(netloc):
-        if pretty and _is_json(response.headers.get_content_type()):
-            body = response.read()
-            try:
-                document = json.loads(body)
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                out.write(body)
-            else:
-                out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
-            return
-        while chunk := response.read(65536):
-            out.write(chunk)
+        return response.read()
+
+
+def _write_body(
+    response: http.client.HTTPResponse,
+    out: BinaryIO,
+    *,
+    pretty: bool,
+    netloc: str,
+    body: bytes | None = None,
+) -> None:
+    """The body (``body`` when already read) to ``out``: as it came, or for a terminal
+    (``pretty``) JSON indented and a final newline, so that the prompt or an error line
+    starts on a line of its own."""
+    indent = pretty and _is_json(response.headers.get_content_type())
+    last = b"\n"
+    with _network_errors(netloc):
+        if body is None and not indent:
+            while chunk := response.read(65536):
+                out.write(chunk)
+                last = chunk[-1:]
+        else:
+            body = response.read() if body is None else body
+            if indent:
+                body = _indented(body)
+            out.write(body)
+            last = body[-1:] or last
+    if pretty and last != b"\n":
+        out.write(b"\n")
+
+
+def _indented(body: bytes) -> bytes:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return body
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
 def _is_json(content_type: str) -> bool:

@@ -54,7 +54,10 @@ class HttpxAuth(httpx.Auth):
     def _retries(self, response: httpx.Response) -> bool:
         # The response may come from a redirect elsewhere: no token went there.
         return self._owns(response.request) and self.auth.should_retry(
-            response.status_code, authorized=True, retried=False
+            response.status_code,
+            authorized=True,
+            retried=False,
+            body=response.content if response.status_code == 401 else b"",
         )
 
     def _step_up(self, response: httpx.Response, sent: Token) -> str | None:
@@ -71,6 +74,8 @@ class HttpxAuth(httpx.Auth):
         token = self.auth.token_sync()
         self._authorize(request, token)
         response = yield request
+        if response.status_code == 401:
+            response.read()  # does it name the token or the API key?
         if self._retries(response):
             # httpx reads the refused response itself: it goes into the history.
             token = self.auth.after_401_sync(token)
@@ -91,6 +96,8 @@ class HttpxAuth(httpx.Auth):
         token = await self.auth.token()
         self._authorize(request, token)
         response = yield request
+        if response.status_code == 401:
+            await response.aread()
         if self._retries(response):
             token = await self.auth.after_401(token)
             self._authorize(request, token)

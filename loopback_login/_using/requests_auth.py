@@ -64,7 +64,12 @@ class RequestsAuth(AuthBase):
         )
         if sent is None or not authorized:
             return response
-        refresh = self.auth.should_retry(response.status_code, authorized=True, retried=False)
+        refresh = self.auth.should_retry(
+            response.status_code,
+            authorized=True,
+            retried=False,
+            body=response.content if response.status_code == 401 else b"",  # token or API key?
+        )
         scope = (
             None
             if refresh

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._errors import ConfigError
-from .._profiles.providers import api_key_query
+from .._profiles.providers import preset_api_key_param
 from .._tokens.record import authorization
 
 TYPE_CHECKING = False
@@ -40,6 +40,11 @@ class ApiTarget(NamedTuple):
     origin: tuple[str, str, int]
     #: Query parameters added to every request to the API (Honeywell: ``apikey``).
     query: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key_param(self) -> str | None:
+        """The name of the query parameter carrying the API key, if the profile sends one."""
+        return self.query[0][0] if self.query else None
 
     def owns(self, scheme: str, host: str, port: int | None) -> bool:
         """Is this (scheme, host, port) the API base's origin, the only one that sees the token?"""
@@ -85,14 +90,45 @@ class ApiTarget(NamedTuple):
         return urlunsplit(parts._replace(query=urlencode([*query, *extra])))
 
 
-def should_retry(status: int, *, authorized: bool, retried: bool) -> bool:
+def should_retry(
+    status: int, *, authorized: bool, retried: bool, body: bytes = b"", key_param: str | None = None
+) -> bool:
     """After a response: refresh the token and send the request again?
 
     Only a 401 to a request that carried our token, and only once: a second
     401 means the grant itself is gone (log in again), and looping would hammer
-    the token endpoint.
+    the token endpoint. Nor when the answer names the API key (:func:`names_api_key`):
+    a new token cannot fix a wrong key, and a refresh would be spent for nothing.
     """
-    return status == 401 and authorized and not retried
+    return status == 401 and authorized and not retried and not names_api_key(body, key_param)
+
+
+def names_api_key(body: bytes, key_param: str | None = None) -> bool:
+    """Does an API's error answer say the API key is wrong or missing, rather than the token?
+
+    Apigee (Honeywell) answers a wrong ``apikey`` with 401 and ``"Invalid ApiKey"``
+    (fault ``oauth.v2.InvalidApiKey``; a missing one ``FailedToResolveAPIKey``), the
+    same status as an expired token: only the text tells them apart. Letters and
+    digits only are compared, so ``Invalid API key`` and ``invalid_api_key`` count too.
+    """
+    if not body:
+        return False
+    text = _letters(body[:4096].decode("utf-8", "replace"))
+    keys = {"apikey", _letters(key_param or "") or "apikey"}
+    return any(
+        before + key in text or key + after in text
+        for key in keys
+        for before in _BEFORE_KEY
+        for after in _AFTER_KEY
+    )
+
+
+_BEFORE_KEY = ("invalid", "missing", "wrong", "unknown", "bad", "failedtoresolve")
+_AFTER_KEY = ("invalid", "isinvalid", "notvalid", "missing", "ismissing", "required")
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def step_up_scope(
@@ -126,7 +162,8 @@ def target_from_record(name: str, record: Mapping[str, Any], path: str) -> ApiTa
     base_url = record.get("api_base_url")
     if not isinstance(base_url, str) or not base_url:
         raise ConfigError(
-            f"profile {name!r} has no API base URL ({path}); log in again with --api-base-url URL"
+            f"profile {name!r} has no API base URL ({path}); set it with "
+            f"`loopback-login config {name} api_base_url URL`"
         )
     parts = urlsplit(base_url)
     try:
@@ -138,7 +175,9 @@ def target_from_record(name: str, record: Mapping[str, Any], path: str) -> ApiTa
             f"the API base URL {base_url!r} of profile {name!r} is not an http(s) URL"
         )
     query: tuple[tuple[str, str], ...] = ()
-    param, client_id = api_key_query(str(record.get("provider"))), record.get("client_id")
-    if param is not None and isinstance(client_id, str):
+    param, client_id = record.get("api_key_param"), record.get("client_id")
+    if param is None:  # a record from before the setting: the preset's
+        param = preset_api_key_param(record.get("provider"))
+    if param and isinstance(client_id, str):
         query = ((param, client_id),)
     return ApiTarget(base_url, origin_of(parts.scheme, parts.hostname, port), query)

@@ -120,8 +120,9 @@ def test_secret_on_the_command_line_is_warned_once_after_the_configuration(
     assert lines.count(SECRET_WARNING) == 1
     assert lines[0] == SECRET_WARNING  # before the login starts
     assert CLIENT_SECRET not in ok.stderr + ok.stdout
-    # A configuration error comes first and alone: no warning after it.
-    bad = run_cli("login", "home", "--client-secret", CLIENT_SECRET, "--client-id", "x")
+    # A configuration error comes first and alone: no warning after it. (Another
+    # profile: `home` is complete now, remembered by its login.)
+    bad = run_cli("login", "other", "--client-secret", CLIENT_SECRET, "--client-id", "x")
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
     assert "warning" not in bad.stderr
 
