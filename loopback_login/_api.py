@@ -42,6 +42,7 @@ class ProfileSettings(TypedDict, total=False):
     token_url: str
     client_credentials_url: str
     revocation_url: str
+    device_authorization_url: str
     client_id: str
     client_secret: str
     redirect_uri: str
@@ -58,6 +59,7 @@ async def login(
     *,
     paste: bool = False,
     fallback_paste: bool = False,
+    device: bool = False,
     open_browser: bool = True,
     timeout: float = LOGIN_TIMEOUT,
     save: bool = False,
@@ -72,7 +74,9 @@ async def login(
     publishes RFC 9728 metadata and lets clients register (RFC 7591);
     ``save`` writes them there. ``paste=True`` needs no listener: the person
     pastes the address the browser landed on (in a notebook, into an input box).
-    In a notebook the login URL is shown as a link.
+    ``device=True`` logs in with a code typed in any browser (RFC 8628), as happens
+    by itself where no browser can be opened and the provider offers it.
+    In a notebook the login URL (or the device code's page and the code) is shown as a link.
 
         >>> token = await loopback_login.login("home", provider="honeywell", client_id="...",
         ...                                    redirect_uri="http://localhost:8080/callback")
@@ -93,6 +97,7 @@ async def login(
         open_browser=open_browser,
         paste=paste,
         fallback_paste=fallback_paste,
+        device=device,
         timeout=timeout,
     )
 

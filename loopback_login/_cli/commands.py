@@ -40,14 +40,35 @@ def _warn_secret_given(secret: str | None) -> None:
 
 
 def cmd_login(args: Namespace) -> int:
-    from .._login.start import check_login, start_login
+    from .._login.start import check_login, start_login, use_device
     from .._ui import Terminal
 
     store = Store()
     profile = _resolve(args, store, login=True)
+    reporter = Terminal()
+    device = use_device(
+        profile,
+        device=args.device,
+        paste=args.paste,
+        open_browser=not args.no_browser,
+        reporter=reporter,
+    )
+    if device:
+        _accept(args, store, profile)
+        from .._login.device import device_login
+
+        token = _run(
+            device_login(
+                profile,
+                store=store,
+                open_browser=not args.no_browser,
+                timeout=args.timeout,
+                reporter=reporter,
+            )
+        )
+        return _logged_in(store, profile, token)
     check_login(profile, paste=args.paste)
     _accept(args, store, profile)
-    reporter = Terminal()
     # The browser opens first; asyncio and aiohttp load while the person logs in.
     started = start_login(
         profile,
@@ -61,6 +82,10 @@ def cmd_login(args: Namespace) -> int:
     token = _run(
         finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
     )
+    return _logged_in(store, profile, token)
+
+
+def _logged_in(store: Store, profile: Profile, token: Token) -> int:
     path = store.token_path(profile.name)
     print(shown(summary(f"Logged in{who(token)}", profile.name, profile.provider, token, path)))
     return 0
@@ -208,7 +233,8 @@ def cmd_status(args: Namespace) -> int:
                     expiry_text(token.expires_at, now),
                     token.scope or "-",
                     "yes" if token.refresh_token else "no",
-                    kind,
+                    # Which flow the login used: loopback, paste or device (RFC 8628).
+                    f"{kind} ({record['flow']})" if record["flow"] else kind,
                     secret,
                     resource_column(table, record),
                     path,

@@ -34,7 +34,7 @@ from .._sync import in_daemon_thread
 from .._tokens.endpoint import request_token
 from .._tokens.record import made_by_demo, make_record
 from .._ui import Reporter, default_reporter
-from .start import LOGIN_TIMEOUT, Started, start_login
+from .start import LOGIN_TIMEOUT, Started, start_login, use_device
 
 if TYPE_CHECKING:
     from .._profiles.profile import Profile
@@ -54,6 +54,7 @@ async def login(
     open_browser: bool = True,
     paste: bool = False,
     fallback_paste: bool = False,
+    device: bool = False,
     timeout: float = LOGIN_TIMEOUT,
     reporter: Reporter | None = None,
 ) -> Token:
@@ -61,9 +62,29 @@ async def login(
 
     With ``paste`` there is no listener: the person pastes the address the
     browser landed on. ``fallback_paste`` switches to that when no browser can
-    be opened here or the redirect port is taken.
+    be opened here or the redirect port is taken. ``device`` logs in with the
+    device authorization grant (RFC 8628), also chosen when no browser can be
+    opened here and the server offers it.
     """
     reporter = reporter or default_reporter()
+    if use_device(
+        profile,
+        device=device,
+        paste=paste,
+        open_browser=open_browser,
+        reporter=reporter,
+        browser=browser,
+    ):
+        from .device import device_login
+
+        return await device_login(
+            profile,
+            store=store,
+            browser=browser,
+            open_browser=open_browser,
+            timeout=timeout,
+            reporter=reporter,
+        )
     started = start_login(
         profile,
         browser=browser,
@@ -106,7 +127,7 @@ async def finish_login(
                     if isinstance(exc, ClientRefused):
                         reporter.say("")  # end the unanswered prompt's line
                     raise
-                token = await _exchange(profile, store, code, started.request)
+                token = await _exchange(profile, store, code, started.request, flow="paste")
             else:
                 token = await _receive(
                     profile, store, started.request, started.listener, reporter, timeout, check
@@ -116,6 +137,12 @@ async def finish_login(
                 check.cancel()
                 with contextlib.suppress(BaseException):
                     await check
+    after_login(profile, store, token, reporter)
+    return token
+
+
+def after_login(profile: Profile, store: Store, token: Token, reporter: Reporter) -> None:
+    """Whatever the flow: say which scopes were not granted, keep the secret that worked."""
     _warn_dropped_scopes(profile, token, reporter)
     if (
         profile.client_secret
@@ -129,7 +156,6 @@ async def finish_login(
         said = keep(store, profile.name, profile.client_secret)
         if said:
             reporter.say(said)
-    return token
 
 
 def _warn_dropped_scopes(profile: Profile, token: Token, reporter: Reporter) -> None:
@@ -283,7 +309,14 @@ async def _pasted_code(
         ) from None
 
 
-async def _exchange(profile: Profile, store: Store, code: str, request: AuthorizeRequest) -> Token:
+async def _exchange(
+    profile: Profile,
+    store: Store,
+    code: str,
+    request: AuthorizeRequest,
+    *,
+    flow: str = "loopback",
+) -> Token:
     """Trade the code for tokens (RFC 6749 §4.1.3) and store them."""
     exchange = token_request(
         profile.token_url,
@@ -296,14 +329,22 @@ async def _exchange(profile: Profile, store: Store, code: str, request: Authoriz
     )
     # Retried only when the connection failed: a sent code is spent.
     token = await request_token(exchange, RetryPolicy(), requested_scope=profile.scope)
-    if request.nonce is not None or "id_token" in token.raw:
+    save_login(profile, store, token, nonce=request.nonce, flow=flow)
+    return token
+
+
+def save_login(
+    profile: Profile, store: Store, token: Token, *, nonce: str | None, flow: str
+) -> None:
+    """Check the id_token, if any, and store the tokens of a login made by ``flow``."""
+    if nonce is not None or "id_token" in token.raw:
         # OIDC Core §3.1.3.3: asked with openid, the answer carries an id_token.
         check_id_token(
             token.raw.get("id_token"),
             issuer=profile.issuer,
             client_id=profile.client_id,
-            nonce=request.nonce,
+            nonce=nonce,
             now=time.time(),
         )
-    store.write_record(profile.name, make_record(token, profile.record_settings()))
-    return token
+    settings = {**profile.record_settings(), "flow": flow}
+    store.write_record(profile.name, make_record(token, settings))

@@ -40,6 +40,8 @@ class Metadata:
     token_endpoint_auth_methods: tuple[str, ...] = ("client_secret_basic",)
     #: RFC 7591 §3 (RFC 8414 §2): where a client can register itself.
     registration_endpoint: str | None = None
+    #: RFC 8628 §4: where a device login starts.
+    device_authorization_endpoint: str | None = None
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -112,6 +114,7 @@ def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Meta
         token_endpoint_auth_methods=strings("token_endpoint_auth_methods_supported")
         or ("client_secret_basic",),
         registration_endpoint=url("registration_endpoint"),
+        device_authorization_endpoint=url("device_authorization_endpoint"),
     )
 
 
@@ -134,6 +137,7 @@ def metadata_to_json(metadata: Metadata) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": metadata.iss_parameter_supported,
         "token_endpoint_auth_methods_supported": list(metadata.token_endpoint_auth_methods),
         "registration_endpoint": metadata.registration_endpoint,
+        "device_authorization_endpoint": metadata.device_authorization_endpoint,
     }
 
 
@@ -149,6 +153,9 @@ async def discover(
             and cached.get("issuer") == issuer
             and isinstance(cached.get("fetched_at"), (int, float))
             and 0 <= now - cached["fetched_at"] < CACHE_SECONDS
+            # A cache written by an older version lacks what this one reads: fetch again.
+            and isinstance(cached.get("metadata"), dict)
+            and set(cached["metadata"]) >= _KEYS
         ):
             try:
                 return parse_metadata(issuer, json.dumps(cached.get("metadata")).encode())
@@ -162,6 +169,11 @@ async def discover(
         )
     return metadata
 
+
+#: Every key :func:`metadata_to_json` writes.
+_KEYS = frozenset(
+    metadata_to_json(Metadata(issuer="", authorization_endpoint=None, token_endpoint=""))
+)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5

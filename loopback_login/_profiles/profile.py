@@ -46,6 +46,7 @@ PROFILE_KEYS = frozenset(
         "client_check",
         "resource",
         "api_base_url",
+        "device_authorization_url",
     }
 )
 
@@ -85,6 +86,8 @@ class Profile(NamedTuple):
     api_base_url: str | None = None
     #: The secret is kept in the keyring, read when first needed (after the browser opened).
     secret_pending: bool = False
+    #: RFC 8628 §3.1: where a device login starts (the metadata's, or given).
+    device_authorization_url: str | None = None
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -220,6 +223,7 @@ def resolve_profile(
         default_pkce = provider.pkce
         preset_auth = provider.client_auth
         default_api = provider.api_base_url
+        device_url = merged.get("device_authorization_url")
     elif metadata is not None:
         # Discovered: the metadata fills in what the flags and the table leave open.
         authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
@@ -230,6 +234,9 @@ def resolve_profile(
         # (or nothing) must not turn it off (RFC 9700 §2.1.1); only the profile can.
         provider_name, default_pkce = "oidc", True
         default_api = None
+        device_url = (
+            merged.get("device_authorization_url") or metadata.device_authorization_endpoint
+        )
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
@@ -245,6 +252,7 @@ def resolve_profile(
         revocation_url = merged.get("revocation_url")
         provider_name, default_pkce = "custom", True
         default_api = None
+        device_url = merged.get("device_authorization_url")
     # A profile with a resource (RFC 8707) calls that resource unless told otherwise.
     api_base_url = _api_base_url(merged, default_api or merged.get("resource"))
     for label, url in (
@@ -252,6 +260,7 @@ def resolve_profile(
         ("token URL", token_url),
         ("client credentials URL", client_credentials_url),
         ("revocation URL", revocation_url),
+        ("device authorization URL", device_url),
     ):
         if url is not None:
             _check_endpoint(label, url)
@@ -320,6 +329,7 @@ def resolve_profile(
         api_base_url=api_base_url,
         resource=resource,
         secret_pending=secret_pending,
+        device_authorization_url=device_url,
     )
 
 

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
         skew: float | None
         resource: str | None
         api_base_url: str | None
+        #: How the login got the tokens: ``loopback``, ``paste`` or ``device`` (RFC 8628);
+        #: ``None`` for client credentials and records from before it was kept.
+        flow: str | None
         #: Client credentials only: the scope asked for, what the cached token is keyed by.
         requested_scope: NotRequired[str | None]
         #: The provider's response as received (it holds the tokens too).
@@ -58,7 +61,8 @@ MAX_LIFETIME = 10 * 365 * 86400
 _LAST_TIME = 253_402_300_799
 
 #: The non-secret profile settings a token record carries, so that ``token``,
-#: ``refresh``, ``status`` and ``logout`` work from the token file alone.
+#: ``refresh``, ``status`` and ``logout`` work from the token file alone (and the
+#: flow the login used, for ``status``).
 RECORD_SETTINGS = (
     "profile",
     "provider",
@@ -71,6 +75,8 @@ RECORD_SETTINGS = (
     "skew",
     "resource",
     "api_base_url",
+    # Not a profile setting but the login's: kept across refreshes like them.
+    "flow",
 )
 _OPTIONAL_TEXT = (*(key for key in RECORD_SETTINGS if key != "skew"), "requested_scope", "scope")
 
