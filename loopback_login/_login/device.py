@@ -84,7 +84,7 @@ async def device_login(
     reporter.say(f"Waiting for the login to be approved there (up to {timeout:g} s; {cancel})")
     countdown = asyncio.ensure_future(reporter.countdown(timeout, "Waiting for the approval"))
     try:
-        token = await _poll(profile, authorization, started, timeout, clock, sleep)
+        token = await _poll(profile, authorization, started, timeout, clock, sleep, reporter.say)
     finally:
         countdown.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -121,6 +121,7 @@ async def _poll(
     timeout: float,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
+    say: Callable[[str], None],
 ) -> Token:
     """Poll the token endpoint (RFC 8628 §3.4, §3.5) until it answers with tokens or a refusal.
 
@@ -163,6 +164,7 @@ async def _poll(
                 raise
             if answer is PollAnswer.SLOW_DOWN:
                 interval += SLOW_DOWN_STEP
+                say(f"The server asked to poll more slowly (slow_down): every {interval:g} s now")
             elif answer is PollAnswer.DENIED:
                 raise AuthorizationDenied("access_denied", exc.description) from None
             elif answer is PollAnswer.EXPIRED:
