@@ -81,8 +81,9 @@ async def device_login(
         if browser.unavailable() is None:
             browser.open(where, reporter.say)
     cancel = getattr(reporter, "cancel_hint", "Ctrl-C cancels")
-    reporter.say(f"Waiting for the login to be approved there (up to {timeout:g} s; {cancel})")
-    countdown = asyncio.ensure_future(reporter.countdown(timeout, "Waiting for the approval"))
+    wait = min(timeout, authorization.expires_in or timeout)
+    reporter.say(f"Waiting for the login to be approved there (up to {wait:g} s; {cancel})")
+    countdown = asyncio.ensure_future(reporter.countdown(wait, "Waiting for the approval"))
     try:
         token = await _poll(profile, authorization, started, timeout, clock, sleep, reporter.say)
     finally:

@@ -83,9 +83,10 @@ class Started:
 def check_login(profile: Profile, *, paste: bool) -> LoopbackTarget | None:
     """Refuse a profile that cannot log in; the loopback target to listen on, unless pasting."""
     if not profile.redirect_uri:
+        device = " (or log in with --device)" if profile.device_authorization_url else ""
         raise ConfigError(
             f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
-            "registered for your app, e.g. http://localhost:8080/callback"
+            f"registered for your app, e.g. http://localhost:8080/callback{device}"
         )
     if profile.authorize_url is None:
         raise ConfigError(
