@@ -30,6 +30,8 @@ from support import (
     start_cli,
     token_path,
 )
+from test_notebook import _run
+from test_notebook import kernel as kernel  # the fixture, for the kernel test below
 
 import loopback_login
 from loopback_login._errors import (
@@ -424,6 +426,9 @@ def test_device_without_an_endpoint_is_exit_2_before_anything_is_sent(
     assert "no device_authorization_endpoint" in result.stderr
     assert "--device-authorization-url" in result.stderr
     assert device_server.authorizations == [] and device_server.polls == []
+    both = run_cli(*device_server.cli_args("--device", "--paste"))
+    assert both.returncode == 2 and "either --device or --paste" in both.stderr
+    assert device_server.authorizations == []
 
 
 def test_no_browser_and_an_advertised_endpoint_choose_the_device_flow(
@@ -511,3 +516,31 @@ def test_a_notebook_shows_a_link_and_the_code(monkeypatch: pytest.MonkeyPatch) -
     )
     assert 'href="https://as.example/device?user_code=AB%3CCD"' in shown[0]
     assert "<code" in shown[0] and "AB&lt;CD" in shown[0]
+
+
+def test_in_a_kernel_without_a_browser_the_cell_shows_a_link_and_the_code(
+    kernel: Any,
+    device_server: DeviceServer,
+) -> None:
+    _, client = kernel
+    # The kernel has no DISPLAY and no BROWSER (a hosted notebook): the device flow by itself.
+    reply, outputs = _run(
+        client,
+        "import loopback_login\n"
+        f"t = loopback_login.login_sync('home', token_url={device_server.issuer + '/token'!r}, "
+        f"device_authorization_url={device_server.issuer + '/device'!r}, client_id='tv-app', "
+        "client_auth='none', redirect_uri='http://127.0.0.1:8765/callback')\n"
+        "print('token', t.access_token)\n",
+    )
+    assert reply["status"] == "ok", reply
+    shown = [
+        m["content"]["data"]["text/html"]
+        for m in outputs
+        if m["msg_type"] == "display_data" and "text/html" in m["content"]["data"]
+    ]
+    assert len(shown) == 1
+    assert f'href="{device_server.issuer}/activate?user_code={USER_CODE}"' in shown[0]
+    assert f">{USER_CODE}</code>" in shown[0]
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    assert "token at-1" in text and "logging in with the device flow" in text
+    assert read_record()["flow"] == "device"
