@@ -1,28 +1,26 @@
 """The device login (RFC 8628): its forms, its polling loop, the command and the Python API.
 
-The server here is a small aiohttp app that answers as RFC 8628 servers do,
-scripted poll by poll; the polling loop runs on a fake clock (nothing waits),
+The server here (support.DeviceServer) is a small aiohttp app that answers as
+RFC 8628 servers do, scripted poll by poll; the polling loop runs on a fake clock (nothing waits),
 the command line for real (a subprocess, intervals of one second). The real
 servers (oidc-provider, django-oauth-toolkit) are in tests/e2e/test_device_e2e.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import signal
 import stat
-import threading
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
-from aiohttp import web
 from support import (
     CLIENT_SECRET,
+    DEVICE_CODE,
+    USER_CODE,
+    DeviceServer,
     FakeTime,
     browser_for,
     read_record,
@@ -30,8 +28,6 @@ from support import (
     start_cli,
     token_path,
 )
-from test_notebook import _run
-from test_notebook import kernel as kernel  # the fixture, for the kernel test below
 
 import loopback_login
 from loopback_login._errors import (
@@ -42,7 +38,6 @@ from loopback_login._errors import (
 )
 from loopback_login._login.device import device_login
 from loopback_login._profiles.discovery import merge_documents
-from loopback_login._profiles.profile import Profile
 from loopback_login._protocol import (
     DEVICE_CODE_GRANT,
     ClientAuth,
@@ -53,119 +48,6 @@ from loopback_login._protocol import (
     poll_answer,
 )
 from loopback_login._ui import Terminal
-
-DEVICE_CODE = "dev-code-kept-secret"
-USER_CODE = "WDJB-MJHT"
-
-
-class DeviceServer:
-    """An RFC 8628 server in a thread: metadata, device authorization, a scripted token endpoint.
-
-    ``answers`` are the token endpoint's answers to successive polls (the last
-    one repeats): an RFC 8628 §3.5 error code, or ``"tokens"``.
-    """
-
-    def __init__(self) -> None:
-        self.answers: list[str] = ["tokens"]
-        self.interval: int | None = 1
-        self.expires_in: int = 600
-        self.advertise = True
-        self.authorizations: list[tuple[dict[str, str], dict[str, str]]] = []
-        self.polls: list[tuple[dict[str, str], dict[str, str]]] = []
-        self.polled = threading.Event()
-        app = web.Application()
-        app.router.add_get("/.well-known/openid-configuration", self._metadata)
-        app.router.add_post("/device", self._device)
-        app.router.add_post("/token", self._token)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._runner = web.AppRunner(app, handle_signals=False)
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.issuer = f"http://127.0.0.1:{port}"
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def profile(self, **fields: Any) -> Profile:
-        settings: dict[str, Any] = {
-            "name": "home",
-            "provider": "custom",
-            "client_id": "tv-app",
-            "client_secret": None,
-            "redirect_uri": None,
-            "authorize_url": None,
-            "token_url": f"{self.issuer}/token",
-            "client_auth": ClientAuth.NONE,
-            "scope": "read offline_access",
-            "device_authorization_url": f"{self.issuer}/device",
-        }
-        return Profile(**{**settings, **fields})
-
-    def cli_args(self, *extra: str) -> list[str]:
-        return [
-            "login", "home", "--token-url", f"{self.issuer}/token", "--client-id", "tv-app",
-            "--client-auth", "none", "--scope", "read offline_access", *extra,
-        ]  # fmt: skip
-
-    async def _metadata(self, request: web.Request) -> web.Response:
-        document = {
-            "issuer": self.issuer,
-            "authorization_endpoint": f"{self.issuer}/authorize",
-            "token_endpoint": f"{self.issuer}/token",
-            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
-        }
-        if self.advertise:
-            document["device_authorization_endpoint"] = f"{self.issuer}/device"
-        return web.json_response(document)
-
-    async def _device(self, request: web.Request) -> web.Response:
-        self.authorizations.append((dict(request.headers), dict(parse_qsl(await request.text()))))
-        answer: dict[str, Any] = {
-            "device_code": DEVICE_CODE,
-            "user_code": USER_CODE,
-            "verification_uri": f"{self.issuer}/activate",
-            "verification_uri_complete": f"{self.issuer}/activate?user_code={USER_CODE}",
-            "expires_in": self.expires_in,
-        }
-        if self.interval is not None:
-            answer["interval"] = self.interval
-        return web.json_response(answer)
-
-    async def _token(self, request: web.Request) -> web.Response:
-        self.polls.append((dict(request.headers), dict(parse_qsl(await request.text()))))
-        self.polled.set()
-        answer = self.answers[min(len(self.polls), len(self.answers)) - 1]
-        if answer != "tokens":
-            return web.json_response({"error": answer}, status=400)
-        return web.json_response(
-            {
-                "access_token": f"at-{len(self.polls)}",
-                "token_type": "Bearer",
-                "expires_in": 3600,
-                "refresh_token": "rt-1",
-                "scope": "read offline_access",
-            }
-        )
-
-
-@pytest.fixture
-def device_server() -> Iterator[DeviceServer]:
-    server = DeviceServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
 
 # --- the forms and the answers, without I/O --------------------------------------
 
@@ -516,31 +398,3 @@ def test_a_notebook_shows_a_link_and_the_code(monkeypatch: pytest.MonkeyPatch) -
     )
     assert 'href="https://as.example/device?user_code=AB%3CCD"' in shown[0]
     assert "<code" in shown[0] and "AB&lt;CD" in shown[0]
-
-
-def test_in_a_kernel_without_a_browser_the_cell_shows_a_link_and_the_code(
-    kernel: Any,
-    device_server: DeviceServer,
-) -> None:
-    _, client = kernel
-    # The kernel has no DISPLAY and no BROWSER (a hosted notebook): the device flow by itself.
-    reply, outputs = _run(
-        client,
-        "import loopback_login\n"
-        f"t = loopback_login.login_sync('home', token_url={device_server.issuer + '/token'!r}, "
-        f"device_authorization_url={device_server.issuer + '/device'!r}, client_id='tv-app', "
-        "client_auth='none', redirect_uri='http://127.0.0.1:8765/callback')\n"
-        "print('token', t.access_token)\n",
-    )
-    assert reply["status"] == "ok", reply
-    shown = [
-        m["content"]["data"]["text/html"]
-        for m in outputs
-        if m["msg_type"] == "display_data" and "text/html" in m["content"]["data"]
-    ]
-    assert len(shown) == 1
-    assert f'href="{device_server.issuer}/activate?user_code={USER_CODE}"' in shown[0]
-    assert f">{USER_CODE}</code>" in shown[0]
-    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
-    assert "token at-1" in text and "logging in with the device flow" in text
-    assert read_record()["flow"] == "device"
