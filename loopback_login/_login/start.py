@@ -119,9 +119,13 @@ def use_device(
         if paste:
             raise ConfigError("give either --device or --paste, not both")
         if profile.device_authorization_url is None:
+            why = (
+                "the provider's metadata lists no device_authorization_endpoint (RFC 8628 §4)"
+                if profile.issuer
+                else "the profile names none"
+            )
             raise ConfigError(
-                f"profile {profile.name!r} has no device authorization endpoint: the "
-                "provider's metadata lists no device_authorization_endpoint (RFC 8628 §4); "
+                f"profile {profile.name!r} has no device authorization endpoint: {why}; "
                 "pass --device-authorization-url, or log in without --device"
             )
         return True
