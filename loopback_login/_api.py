@@ -43,6 +43,7 @@ class ProfileSettings(TypedDict, total=False):
     token_url: str
     client_credentials_url: str
     revocation_url: str
+    device_authorization_url: str
     client_id: str
     client_secret: str
     redirect_uri: str
@@ -61,6 +62,7 @@ async def login(
     *,
     paste: bool = False,
     fallback_paste: bool = False,
+    device: bool = False,
     open_browser: bool = True,
     timeout: float = LOGIN_TIMEOUT,
     save: bool = False,
@@ -76,7 +78,9 @@ async def login(
     a successful login remembers them there (``save`` is kept for compatibility).
     ``paste=True`` needs no listener: the person
     pastes the address the browser landed on (in a notebook, into an input box).
-    In a notebook the login URL is shown as a link.
+    ``device=True`` logs in with a code typed in any browser (RFC 8628), as happens
+    by itself where no browser can be opened and the provider offers it.
+    In a notebook the login URL (or the device code's page and the code) is shown as a link.
 
         >>> token = await loopback_login.login("home", provider="honeywell", client_id="...",
         ...                                    redirect_uri="http://localhost:8080/callback")
@@ -92,6 +96,7 @@ async def login(
             open_browser=open_browser,
             paste=paste,
             fallback_paste=fallback_paste,
+            device=device,
             timeout=timeout,
         )
 
@@ -149,7 +154,7 @@ async def _resolve(
 
     say = default_reporter().say
     flags = dict(settings)
-    return await resolve(
+    resolved = await resolve(
         store,
         profile,
         flags,
@@ -158,6 +163,11 @@ async def _resolve(
         defer_secret=login,
         client_credentials=client_credentials,
     )
+    if resolved.unused_environment is not None:
+        from ._profiles.secrets import warn_unused_environment
+
+        warn_unused_environment(resolved.name, resolved.unused_environment)
+    return resolved
 
 
 def _sync_twin(coroutine_function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

@@ -34,7 +34,7 @@ from ._tokens.record import MAX_LIFETIME, is_token_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from typing import Any
+    from typing import Any, TypeGuard
 
     from ._tokens.token import Token
 
@@ -617,6 +617,160 @@ def means_login_required(error: TokenEndpointError) -> bool:
         return True
     text = f"{error.error or ''} {error.description or ''}"
     return bool(_REFRESH_TOKEN_DEAD.search(text))
+
+
+# --- the device authorization grant (RFC 8628) -----------------------------------
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: RFC 8628 §3.2: "If no value is provided, clients MUST use 5 as the default."
+DEFAULT_INTERVAL = 5.0
+#: RFC 8628 §3.5: each ``slow_down`` adds 5 seconds to the interval, for every later poll.
+SLOW_DOWN_STEP = 5.0
+#: Longer than any user code a person is asked to type (RFC 8628 §6.1 suggests 8 characters).
+_MAX_USER_CODE = 64
+
+
+class DeviceAuthorization(NamedTuple):
+    """The device authorization response (RFC 8628 §3.2): what to show, and how to poll."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    #: The URI with the code in it (§3.3.1), when the server gives one.
+    verification_uri_complete: str | None
+    #: Seconds the codes live (``expires_in``); ``None`` when the server did not say.
+    expires_in: float | None
+    #: Seconds between polls (``interval``, default 5).
+    interval: float
+
+    def __repr__(self) -> str:
+        # The device code is the bearer of the pending grant: never in a repr.
+        return f"DeviceAuthorization(verification_uri={self.verification_uri!r})"
+
+
+class PollAnswer(enum.Enum):
+    """What an error answer to a device-code poll means (RFC 8628 §3.5)."""
+
+    PENDING = "authorization_pending"  # ask again after the interval
+    SLOW_DOWN = "slow_down"  # ask again, 5 seconds slower from now on
+    DENIED = "access_denied"  # the person refused: stop
+    EXPIRED = "expired_token"  # the device code expired: stop
+
+
+def device_authorization_request(
+    url: str,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: ClientAuth,
+    scope: str | None = None,
+    resource: str | None = None,
+) -> TokenRequest:
+    """RFC 8628 §3.1, the client authenticated as at the token endpoint (public clients too)."""
+    form = []
+    if scope:
+        form.append(("scope", scope))
+    if resource:
+        # RFC 8707 §2: the tokens are for this API, as in a browser login.
+        form.append(("resource", resource))
+    return _with_client_id(
+        _authenticated(url, form, "device authorization", client_id, client_secret, client_auth),
+        client_id,
+    )
+
+
+def device_token_request(
+    url: str,
+    device_code: str,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    client_auth: ClientAuth,
+    resource: str | None = None,
+) -> TokenRequest:
+    """One poll of the token endpoint: the device code grant (RFC 8628 §3.4)."""
+    grant = [("grant_type", DEVICE_CODE_GRANT), ("device_code", device_code)]
+    if resource:
+        grant.append(("resource", resource))  # RFC 8707 §2.2
+    request = token_request(
+        url, grant, client_id=client_id, client_secret=client_secret, client_auth=client_auth
+    )
+    return _with_client_id(request, client_id)
+
+
+def _with_client_id(request: TokenRequest, client_id: str) -> TokenRequest:
+    """``client_id`` in the form even beside Basic authentication.
+
+    RFC 8628 §3.1 and §3.4 require it only of clients that do not authenticate;
+    django-oauth-toolkit wants it from every client, and a matching one is
+    accepted by the servers that do not need it (oidc-provider).
+    """
+    if any(key == "client_id" for key, _ in request.form):
+        return request
+    return request._replace(form=[*request.form, ("client_id", client_id)])
+
+
+def parse_device_authorization(
+    status: int, reason: str, content_type: str, body: bytes
+) -> DeviceAuthorization:
+    """Read the device authorization response (RFC 8628 §3.2), or raise its error (§3.2 → RFC
+    6749 §5.2)."""
+    if not 200 <= status < 300:
+        raise parse_error_response(
+            status, reason, content_type, body, endpoint="device authorization endpoint"
+        )
+    data = _json_object(body)
+    if data is None:
+        raise TokenEndpointError(
+            f"the device authorization endpoint answered {status} without a JSON object",
+            status=status,
+        )
+    device_code = data.get("device_code")
+    user_code = data.get("user_code")
+    # Google's device endpoint says verification_url, from before RFC 8628.
+    uri = data.get("verification_uri") or data.get("verification_url")
+    if not (isinstance(device_code, str) and device_code):
+        raise TokenEndpointError("the device authorization response has no device_code")
+    if not (
+        isinstance(user_code, str)
+        and 0 < len(user_code) <= _MAX_USER_CODE
+        and user_code.isprintable()
+    ):
+        raise TokenEndpointError("the device authorization response has no usable user_code")
+    if not _web_url(uri):
+        raise TokenEndpointError(
+            "the device authorization response has no http(s) verification_uri"
+        )
+    complete = data.get("verification_uri_complete")
+    lifetime = _number(data.get("expires_in"))
+    interval = _number(data.get("interval"))
+    return DeviceAuthorization(
+        device_code=device_code,
+        user_code=user_code,
+        verification_uri=uri,
+        verification_uri_complete=complete if _web_url(complete) else None,
+        expires_in=lifetime if lifetime is not None and 0 < lifetime <= MAX_LIFETIME else None,
+        # A nonsense interval is no interval; a poll faster than once a second helps nobody.
+        interval=max(1.0, interval)
+        if interval is not None and interval <= 3600
+        else DEFAULT_INTERVAL,
+    )
+
+
+def poll_answer(error: TokenEndpointError) -> PollAnswer | None:
+    """The meaning of a poll's error answer; ``None``: any other error, which ends the login."""
+    try:
+        return PollAnswer(error.error)
+    except ValueError:
+        return None
+
+
+def _web_url(value: object) -> TypeGuard[str]:
+    """An http(s) URL fit to show and to open (not ``javascript:``, not a line break)."""
+    if not isinstance(value, str) or len(value) > 2048 or not value.isprintable():
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("https", "http") and bool(parts.netloc) and " " not in value
 
 
 # --- helpers ----------------------------------------------------------------

@@ -49,6 +49,14 @@ class Terminal:
     def show_url(self, url: str) -> None:
         self.say(f"Open this URL to log in: {url}")
 
+    def show_code(self, verification_uri: str, user_code: str, link: str) -> None:
+        """A device login (RFC 8628 §3.3): where to go and what to type there."""
+        self.say(
+            f"To log in, open {verification_uri} in any browser and enter the code {user_code}"
+        )
+        if link != verification_uri:
+            self.say(f"  (or open {link}, which carries the code)")
+
     def ask(self, prompt: str) -> str:
         print(prompt, end="", file=self.stream, flush=True)
         line = sys.stdin.readline()
@@ -98,6 +106,20 @@ class Notebook(Terminal):
             )
         )
         super().show_url(url)
+
+    def show_code(self, verification_uri: str, user_code: str, link: str) -> None:
+        import html
+
+        from IPython.display import HTML, display
+
+        display(
+            HTML(
+                f'<p>Log in: <a href="{html.escape(link, quote=True)}" target="_blank" '
+                f'rel="noopener noreferrer">open {html.escape(verification_uri)}</a> and enter '
+                f'the code <code style="font-size: 1.4em">{html.escape(user_code)}</code></p>'
+            )
+        )
+        super().show_code(verification_uri, user_code, link)
 
     def ask(self, prompt: str) -> str:
         return input(prompt).strip()

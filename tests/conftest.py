@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import CLIENT_SECRET, Browser, DemoServer, browser_for
+from support import CLIENT_SECRET, Browser, DemoServer, DeviceServer, browser_for
 
 _ISOLATED_ENV = (
     "BROWSER",
@@ -51,3 +51,13 @@ def demo() -> Iterator[DemoServer]:
 @pytest.fixture
 def browser(tmp_path: Path) -> Browser:
     return browser_for(tmp_path)
+
+
+@pytest.fixture
+def device_server() -> Iterator[DeviceServer]:
+    """An RFC 8628 server (support.DeviceServer), for the device login's tests."""
+    server = DeviceServer()
+    try:
+        yield server
+    finally:
+        server.close()

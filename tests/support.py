@@ -19,15 +19,19 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from loopback_login._demo.provider import DemoClient, DemoProvider, RunningDemo
 from loopback_login._http.retry import RetryPolicy
 from loopback_login._login.bind import Listener, bind, loopback_target
 from loopback_login._login.receiver import Receiver
 from loopback_login._login.start import Started
+from loopback_login._profiles.profile import Profile
+from loopback_login._protocol import ClientAuth
 from loopback_login._tokens.record import make_record, parse_record
 from loopback_login._tokens.token import Token
 
@@ -202,6 +206,110 @@ class DemoServer:
     def close(self) -> None:
         self._thread.run(self._running.__aexit__())
         self._thread.close()
+
+
+DEVICE_CODE = "dev-code-kept-secret"
+USER_CODE = "WDJB-MJHT"
+
+
+class DeviceServer:
+    """An RFC 8628 server in a thread: metadata, device authorization, a scripted token endpoint.
+
+    ``answers`` are the token endpoint's answers to successive polls (the last
+    one repeats): an RFC 8628 §3.5 error code, or ``"tokens"``.
+    """
+
+    def __init__(self) -> None:
+        self.answers: list[str] = ["tokens"]
+        self.interval: int | None = 1
+        self.expires_in: int = 600
+        self.advertise = True
+        self.authorizations: list[tuple[dict[str, str], dict[str, str]]] = []
+        self.polls: list[tuple[dict[str, str], dict[str, str]]] = []
+        self.polled = threading.Event()
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self._metadata)
+        app.router.add_post("/device", self._device)
+        app.router.add_post("/token", self._token)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._runner = web.AppRunner(app, handle_signals=False)
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.issuer = f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def profile(self, **fields: Any) -> Profile:
+        settings: dict[str, Any] = {
+            "name": "home",
+            "provider": "custom",
+            "client_id": "tv-app",
+            "client_secret": None,
+            "redirect_uri": None,
+            "authorize_url": None,
+            "token_url": f"{self.issuer}/token",
+            "client_auth": ClientAuth.NONE,
+            "scope": "read offline_access",
+            "device_authorization_url": f"{self.issuer}/device",
+        }
+        return Profile(**{**settings, **fields})
+
+    def cli_args(self, *extra: str) -> list[str]:
+        return [
+            "login", "home", "--token-url", f"{self.issuer}/token", "--client-id", "tv-app",
+            "--client-auth", "none", "--scope", "read offline_access", *extra,
+        ]  # fmt: skip
+
+    async def _metadata(self, request: web.Request) -> web.Response:
+        document = {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.issuer}/authorize",
+            "token_endpoint": f"{self.issuer}/token",
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+        }
+        if self.advertise:
+            document["device_authorization_endpoint"] = f"{self.issuer}/device"
+        return web.json_response(document)
+
+    async def _device(self, request: web.Request) -> web.Response:
+        self.authorizations.append((dict(request.headers), dict(parse_qsl(await request.text()))))
+        answer: dict[str, Any] = {
+            "device_code": DEVICE_CODE,
+            "user_code": USER_CODE,
+            "verification_uri": f"{self.issuer}/activate",
+            "verification_uri_complete": f"{self.issuer}/activate?user_code={USER_CODE}",
+            "expires_in": self.expires_in,
+        }
+        if self.interval is not None:
+            answer["interval"] = self.interval
+        return web.json_response(answer)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.polls.append((dict(request.headers), dict(parse_qsl(await request.text()))))
+        self.polled.set()
+        answer = self.answers[min(len(self.polls), len(self.answers)) - 1]
+        if answer != "tokens":
+            return web.json_response({"error": answer}, status=400)
+        return web.json_response(
+            {
+                "access_token": f"at-{len(self.polls)}",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": "rt-1",
+                "scope": "read offline_access",
+            }
+        )
 
 
 @dataclass

@@ -13,11 +13,14 @@ import pytest
 from support import (
     CLIENT_ID,
     CLIENT_SECRET,
+    USER_CODE,
     Browser,
     DemoServer,
+    DeviceServer,
     exchanges,
     free_port,
     jupyter_kernel,
+    read_record,
 )
 
 jupyter_client = pytest.importorskip("jupyter_client")  # installed by `.[test]`
@@ -124,3 +127,31 @@ def test_kernel_interrupt_cancels_the_login_and_frees_the_port(
     if reply["status"] == "aborted":
         reply, outputs = _run(client, "print('alive')")
     assert reply["status"] == "ok" and "alive" in _text(outputs)
+
+
+def test_in_a_kernel_without_a_browser_the_cell_shows_a_link_and_the_code(
+    kernel: Any,
+    device_server: DeviceServer,
+) -> None:
+    _, client = kernel
+    # The kernel has no DISPLAY and no BROWSER (a hosted notebook): the device flow by itself.
+    reply, outputs = _run(
+        client,
+        "import loopback_login\n"
+        f"t = loopback_login.login_sync('home', token_url={device_server.issuer + '/token'!r}, "
+        f"device_authorization_url={device_server.issuer + '/device'!r}, client_id='tv-app', "
+        "client_auth='none', redirect_uri='http://127.0.0.1:8765/callback')\n"
+        "print('token', t.access_token)\n",
+    )
+    assert reply["status"] == "ok", reply
+    shown = [
+        m["content"]["data"]["text/html"]
+        for m in outputs
+        if m["msg_type"] == "display_data" and "text/html" in m["content"]["data"]
+    ]
+    assert len(shown) == 1
+    assert f'href="{device_server.issuer}/activate?user_code={USER_CODE}"' in shown[0]
+    assert f">{USER_CODE}</code>" in shown[0]
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    assert "token at-1" in text and "logging in with the device flow" in text
+    assert read_record()["flow"] == "device"

@@ -42,14 +42,35 @@ def _warn_secret_given(secret: str | None) -> None:
 
 
 def cmd_login(args: Namespace) -> int:
-    from .._login.start import check_login, start_login
+    from .._login.start import check_login, start_login, use_device
     from .._ui import Terminal
 
     store = Store()
     profile = _resolve(args, store, login=True)
-    check_login(profile, paste=args.paste)
-    _accept(args)  # the profile is remembered once the login has worked (--save or not)
     reporter = Terminal()
+    device = use_device(
+        profile,
+        device=args.device,
+        paste=args.paste,
+        open_browser=not args.no_browser,
+        reporter=reporter,
+    )
+    if device:
+        _accept(args, profile)  # the profile is remembered once the login has worked
+        from .._login.device import device_login
+
+        token = _run(
+            device_login(
+                profile,
+                store=store,
+                open_browser=not args.no_browser,
+                timeout=args.timeout,
+                reporter=reporter,
+            )
+        )
+        return _logged_in(store, profile, token)
+    check_login(profile, paste=args.paste)
+    _accept(args, profile)  # the profile is remembered once the login has worked (--save or not)
     # The browser opens first; asyncio and aiohttp load while the person logs in.
     started = start_login(
         profile,
@@ -63,6 +84,10 @@ def cmd_login(args: Namespace) -> int:
     token = _run(
         finish_login(profile, started, store=store, timeout=args.timeout, reporter=reporter)
     )
+    return _logged_in(store, profile, token)
+
+
+def _logged_in(store: Store, profile: Profile, token: Token) -> int:
     path = store.token_path(profile.name)
     print(shown(summary(f"Logged in{who(token)}", profile.name, profile.provider, token, path)))
     return 0
@@ -105,7 +130,7 @@ def cmd_refresh(args: Namespace) -> int:
 def cmd_client_credentials(args: Namespace) -> int:
     store = Store()
     profile = _resolve(args, store, client_credentials=True)
-    _accept(args)
+    _accept(args, profile)
     from .._tokens.client_credentials import fetch_client_credentials
 
     _run(fetch_client_credentials(profile, store))
@@ -215,7 +240,8 @@ def cmd_status(args: Namespace) -> int:
                     expiry_text(token.expires_at, now),
                     token.scope or "-",
                     "yes" if token.refresh_token else "no",
-                    kind,
+                    # Which flow the login used: loopback, paste or device (RFC 8628).
+                    f"{kind} ({record['flow']})" if record["flow"] else kind,
                     secret,
                     resource_column(table, record),
                     path,
@@ -408,9 +434,13 @@ def given_profile_flags(args: Namespace) -> dict[str, Any]:
     return flags
 
 
-def _accept(args: Namespace) -> None:
-    """The configuration is accepted: now warn about a secret in argv."""
+def _accept(args: Namespace, profile: Profile) -> None:
+    """The configuration is accepted: now the warnings (a secret in argv, one unused)."""
     _warn_secret_flag(args)
+    if profile.unused_environment is not None:
+        from .._profiles.secrets import warn_unused_environment
+
+        warn_unused_environment(profile.name, profile.unused_environment)
 
 
 def _resolve(

@@ -153,6 +153,12 @@ def _profile_flags(parser: argparse.ArgumentParser) -> None:
     add("--client-credentials-url", help="where client credentials go (default: token URL)")
     add("--revocation-url", help="the RFC 7009 revocation endpoint, used by logout")
     add(
+        "--device-authorization-url",
+        metavar="URL",
+        help="the RFC 8628 device authorization endpoint, for `login --device` where the "
+        "metadata does not list it",
+    )
+    add(
         "--api-base-url",
         metavar="URL",
         help="where `api` and the Python sessions send requests, and the token "
@@ -254,6 +260,12 @@ def _login_flags(login: argparse.ArgumentParser) -> None:
         "--paste",
         action="store_true",
         help="no listener: paste the address the browser landed on (SSH, remote machines)",
+    )
+    login.add_argument(
+        "--device",
+        action="store_true",
+        help="log in with a code typed in any browser (RFC 8628 device flow; chosen by itself "
+        "where no browser can be opened and the provider offers it)",
     )
     login.add_argument(
         "--fallback",

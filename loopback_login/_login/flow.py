@@ -36,7 +36,7 @@ from .._sync import in_daemon_thread
 from .._tokens.endpoint import request_token
 from .._tokens.record import made_by_demo, make_record
 from .._ui import Reporter, default_reporter
-from .start import LOGIN_TIMEOUT, Started, start_login
+from .start import LOGIN_TIMEOUT, Started, start_login, use_device
 
 if TYPE_CHECKING:
     from .._profiles.profile import Profile
@@ -55,6 +55,7 @@ async def login(
     open_browser: bool = True,
     paste: bool = False,
     fallback_paste: bool = False,
+    device: bool = False,
     timeout: float = LOGIN_TIMEOUT,
     reporter: Reporter | None = None,
 ) -> Token:
@@ -62,9 +63,29 @@ async def login(
 
     With ``paste`` there is no listener: the person pastes the address the
     browser landed on. ``fallback_paste`` switches to that when no browser can
-    be opened here or the redirect port is taken.
+    be opened here or the redirect port is taken. ``device`` logs in with the
+    device authorization grant (RFC 8628), also chosen when no browser can be
+    opened here and the server offers it.
     """
     reporter = reporter or default_reporter()
+    if use_device(
+        profile,
+        device=device,
+        paste=paste,
+        open_browser=open_browser,
+        reporter=reporter,
+        browser=browser,
+    ):
+        from .device import device_login
+
+        return await device_login(
+            profile,
+            store=store,
+            browser=browser,
+            open_browser=open_browser,
+            timeout=timeout,
+            reporter=reporter,
+        )
     started = start_login(
         profile,
         browser=browser,
@@ -109,7 +130,7 @@ async def finish_login(
                         reporter.say("")  # end the unanswered prompt's line
                     raise
                 token = await _exchange(profile, code, started.request)
-                _save(profile, store, token)
+                save_login(profile, store, token, flow="paste")
             else:
                 token = await _receive(profile, store, started, reporter, timeout, check)
         finally:
@@ -118,11 +139,17 @@ async def finish_login(
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+    after_login(profile, store, token, reporter)
+    return token
+
+
+def after_login(profile: Profile, store: Store, token: Token, reporter: Reporter) -> None:
+    """Whatever the flow: say which scopes were not granted, remember the profile and the
+    secret that worked."""
     _warn_dropped_scopes(profile, token, reporter)
     if not made_by_demo(profile.name, profile.provider):
         # The demo's provider, app and secret are thrown away with it (see run_demo).
         remember(store, profile, reporter.say)
-    return token
 
 
 def remember(store: Store, profile: Profile, say: Callable[[str], None]) -> None:
@@ -282,7 +309,7 @@ async def _receive(
         # write's fsyncs are the slowest step of all, and the terminal says where
         # they went (or why they could not).
         receiver.finish(None, profile=profile.name, scope=token.scope)
-        await asyncio.to_thread(_save, profile, store, token)
+        await asyncio.to_thread(save_login, profile, store, token, flow="loopback")
         return token
 
 
@@ -383,17 +410,24 @@ async def _exchange(profile: Profile, code: str, request: AuthorizeRequest) -> T
                 refusal_message(profile, when="when the code was exchanged")
             ) from None
         raise
-    if request.nonce is not None or "id_token" in token.raw:
+    check_login_tokens(profile, token, nonce=request.nonce)
+    return token
+
+
+def check_login_tokens(profile: Profile, token: Token, *, nonce: str | None) -> None:
+    """The id_token of a login's answer, if any, checked (OIDC Core §3.1.3.7)."""
+    if nonce is not None or "id_token" in token.raw:
         # OIDC Core §3.1.3.3: asked with openid, the answer carries an id_token.
         check_id_token(
             token.raw.get("id_token"),
             issuer=profile.issuer,
             client_id=profile.client_id,
-            nonce=request.nonce,
+            nonce=nonce,
             now=time.time(),
         )
-    return token
 
 
-def _save(profile: Profile, store: Store, token: Token) -> None:
-    store.write_record(profile.name, make_record(token, profile.record_settings()))
+def save_login(profile: Profile, store: Store, token: Token, *, flow: str) -> None:
+    """Store the tokens of a login made by ``flow`` (``loopback``, ``paste``, ``device``)."""
+    settings = {**profile.record_settings(), "flow": flow}
+    store.write_record(profile.name, make_record(token, settings))

@@ -94,9 +94,10 @@ class Started:
 def check_login(profile: Profile, *, paste: bool) -> LoopbackTarget | None:
     """Refuse a profile that cannot log in; the loopback target to listen on, unless pasting."""
     if not profile.redirect_uri:
+        device = " (or log in with --device)" if profile.device_authorization_url else ""
         raise ConfigError(
             f"profile {profile.name!r} has no redirect URI: pass --redirect-uri with the one "
-            "registered for your app, e.g. http://localhost:8080/callback"
+            f"registered for your app, e.g. http://localhost:8080/callback{device}"
         )
     if profile.authorize_url is None:
         raise ConfigError(
@@ -107,6 +108,48 @@ def check_login(profile: Profile, *, paste: bool) -> LoopbackTarget | None:
     if urlsplit(profile.redirect_uri).port == 0:
         raise ConfigError("--paste needs the redirect URI's real port, not port 0")
     return None
+
+
+def use_device(
+    profile: Profile,
+    *,
+    device: bool,
+    paste: bool,
+    open_browser: bool,
+    reporter: Reporter,
+    browser: Browser | None = None,
+) -> bool:
+    """Does this login use the device authorization grant (RFC 8628)?
+
+    Asked for (``device``): yes, if the server has a device endpoint; a usage
+    error before anything is sent otherwise. Not asked for: only when no
+    browser can be opened here and the server has one (said in one line);
+    ``paste`` and ``--no-browser`` keep their own modes.
+    """
+    if device:
+        if paste:
+            raise ConfigError("give either --device or --paste, not both")
+        if profile.device_authorization_url is None:
+            why = (
+                "the provider's metadata lists no device_authorization_endpoint (RFC 8628 §4)"
+                if profile.issuer
+                else "the profile names none"
+            )
+            raise ConfigError(
+                f"profile {profile.name!r} has no device authorization endpoint: {why}; "
+                "pass --device-authorization-url, or log in without --device"
+            )
+        return True
+    if paste or not open_browser or profile.device_authorization_url is None:
+        return False
+    reason = (browser or SystemBrowser()).unavailable()
+    if reason is None:
+        return False
+    reporter.say(
+        f"No browser can be opened here ({reason}): logging in with the device flow "
+        "(RFC 8628) instead; --paste forces paste mode."
+    )
+    return True
 
 
 def start_login(

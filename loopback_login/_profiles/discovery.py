@@ -42,6 +42,8 @@ class Metadata:
     registration_endpoint: str | None = None
     #: OAuth Client ID Metadata Documents: a URL may be the client id.
     client_id_metadata_document_supported: bool = False
+    #: RFC 8628 §4: where a device login starts.
+    device_authorization_endpoint: str | None = None
 
 
 def check_server_url(label: str, url: str, named_by: str) -> str:
@@ -157,6 +159,7 @@ def merge_documents(issuer: str, documents: Sequence[Mapping[str, Any]]) -> Meta
         registration_endpoint=url("registration_endpoint"),
         client_id_metadata_document_supported=data.get("client_id_metadata_document_supported")
         is True,
+        device_authorization_endpoint=url("device_authorization_endpoint"),
     )
 
 
@@ -180,6 +183,7 @@ def metadata_to_json(metadata: Metadata) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": list(metadata.token_endpoint_auth_methods),
         "registration_endpoint": metadata.registration_endpoint,
         "client_id_metadata_document_supported": metadata.client_id_metadata_document_supported,
+        "device_authorization_endpoint": metadata.device_authorization_endpoint,
     }
 
 
@@ -195,6 +199,9 @@ async def discover(
             and cached.get("issuer") == issuer
             and isinstance(cached.get("fetched_at"), (int, float))
             and 0 <= now - cached["fetched_at"] < CACHE_SECONDS
+            # A cache written by an older version lacks what this one reads: fetch again.
+            and isinstance(cached.get("metadata"), dict)
+            and set(cached["metadata"]) >= _KEYS
         ):
             try:
                 return parse_metadata(issuer, json.dumps(cached.get("metadata")).encode())
@@ -208,6 +215,11 @@ async def discover(
         )
     return metadata
 
+
+#: Every key :func:`metadata_to_json` writes.
+_KEYS = frozenset(
+    metadata_to_json(Metadata(issuer="", authorization_endpoint=None, token_endpoint=""))
+)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5

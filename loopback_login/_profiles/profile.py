@@ -48,6 +48,7 @@ PROFILE_KEYS = frozenset(
         "api_base_url",
         "client_metadata_url",
         "api_key_param",
+        "device_authorization_url",
     }
 )
 
@@ -87,10 +88,14 @@ class Profile(NamedTuple):
     api_base_url: str | None = None
     #: The secret is kept in the keyring, read when first needed (after the browser opened).
     secret_pending: bool = False
+    #: Why ``$LOOPBACK_LOGIN_CLIENT_SECRET``, set, is not used for this profile (one warning).
+    unused_environment: str | None = None
     #: The query parameter that carries the client id on every API call (Honeywell: ``apikey``).
     api_key_param: str | None = None
     #: The profile's settings as given (table and flags, no secret): what a login remembers.
     settings: Mapping[str, Any] = MappingProxyType({})
+    #: RFC 8628 §3.1: where a device login starts (the metadata's, or given).
+    device_authorization_url: str | None = None
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -252,6 +257,7 @@ def resolve_profile(
         preset_auth = provider.client_auth
         default_api = provider.api_base_url
         default_key_param = provider.api_key_param
+        device_url = merged.get("device_authorization_url")
     elif metadata is not None:
         # Discovered: the metadata fills in what the flags and the table leave open.
         authorize_url = merged.get("authorize_url") or metadata.authorization_endpoint
@@ -262,6 +268,9 @@ def resolve_profile(
         # (or nothing) must not turn it off (RFC 9700 §2.1.1); only the profile can.
         provider_name, default_pkce = "oidc", True
         default_api = default_key_param = None
+        device_url = (
+            merged.get("device_authorization_url") or metadata.device_authorization_endpoint
+        )
     else:
         if base_url:
             raise ConfigError("--base-url needs --provider (a preset whose endpoints it moves)")
@@ -277,6 +286,7 @@ def resolve_profile(
         revocation_url = merged.get("revocation_url")
         provider_name, default_pkce = "custom", True
         default_api = default_key_param = None
+        device_url = merged.get("device_authorization_url")
     # A profile with a resource (RFC 8707) calls that resource unless told otherwise.
     api_base_url = _api_base_url(merged, default_api or merged.get("resource"))
     for label, url in (
@@ -284,6 +294,7 @@ def resolve_profile(
         ("token URL", token_url),
         ("client credentials URL", client_credentials_url),
         ("revocation URL", revocation_url),
+        ("device authorization URL", device_url),
     ):
         if url is not None:
             _check_endpoint(label, url)
@@ -364,6 +375,7 @@ def resolve_profile(
                 if key in PROFILE_KEYS and key != "client_secret" and value not in (None, {})
             }
         ),
+        device_authorization_url=device_url,
     )
 
 

@@ -32,7 +32,6 @@ from .secrets import (
     interactive,
     kept_where,
     missing_message,
-    warn_unused_environment,
 )
 
 if TYPE_CHECKING:
@@ -196,9 +195,9 @@ def with_secret(
         profile = resolve_profile(
             name, bare, flags, env_secret=ask(name), where=where, metadata=metadata
         )
-    if unused is not None:
-        warn_unused_environment(name, unused)
-    return profile
+    # Said by the caller once the rest of the configuration is accepted too (a usage
+    # error is the only line it prints).
+    return profile._replace(unused_environment=unused)
 
 
 def read_kept_secret(store: Store, profile: Profile) -> Profile:

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
         api_base_url: str | None
         #: The query parameter carrying the client id on API calls; ``""``: none.
         api_key_param: str | None
+        #: How the login got the tokens: ``loopback``, ``paste`` or ``device`` (RFC 8628);
+        #: ``None`` for client credentials and records from before it was kept.
+        flow: str | None
         #: Client credentials only: the scope asked for, what the cached token is keyed by.
         requested_scope: NotRequired[str | None]
         #: The provider's response as received (it holds the tokens too).
@@ -60,7 +63,8 @@ MAX_LIFETIME = 10 * 365 * 86400
 _LAST_TIME = 253_402_300_799
 
 #: The non-secret profile settings a token record carries, so that ``token``,
-#: ``refresh``, ``status`` and ``logout`` work from the token file alone.
+#: ``refresh``, ``status`` and ``logout`` work from the token file alone (and the
+#: flow the login used, for ``status``).
 RECORD_SETTINGS = (
     "profile",
     "provider",
@@ -74,6 +78,8 @@ RECORD_SETTINGS = (
     "resource",
     "api_base_url",
     "api_key_param",
+    # Not a profile setting but the login's: kept across refreshes like them.
+    "flow",
 )
 _OPTIONAL_TEXT = (*(key for key in RECORD_SETTINGS if key != "skew"), "requested_scope", "scope")
 

@@ -133,7 +133,7 @@ def oidc_provider() -> Iterator[Callable[..., str]]:
     """Start the certified provider (node tests/e2e/provider.mjs); returns its issuer."""
     processes: list[subprocess.Popen[str]] = []
 
-    def start(*, client_id: str, client_secret: str, redirect_uris: list[str]) -> str:
+    def start(*, client_id: str, client_secret: str, redirect_uris: list[str], **env: str) -> str:
         node = shutil.which("node")
         _require(node is not None, "Node.js 20 or newer")
         _require((E2E / "node_modules" / "oidc-provider").exists(), "`npm ci` in tests/e2e")
@@ -144,6 +144,7 @@ def oidc_provider() -> Iterator[Callable[..., str]]:
                 "CLIENT_ID": client_id,
                 "CLIENT_SECRET": client_secret,
                 "REDIRECT_URIS": ",".join(redirect_uris),
+                **env,  # DEVICE_CODE_TTL, SLOW_DOWN, SLOW_DOWN_INTERVAL (see provider.mjs)
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

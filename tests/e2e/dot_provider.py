@@ -7,7 +7,10 @@ Jazzband's django-oauth-toolkit (on oauthlib), configured strictly: PKCE require
 at ``/.well-known/oauth-authorization-server/o`` beside the OpenID Connect document
 at ``/o/.well-known/openid-configuration`` (which, unlike the RFC 8414 one, lists no
 revocation endpoint), rotating refresh tokens with no grace period, RFC 7009
-revocation, RFC 7662 introspection, RFC 9207 ``iss`` in authorization responses.
+revocation, RFC 7662 introspection, RFC 9207 ``iss`` in authorization responses,
+and the RFC 8628 device grant (which neither metadata document lists: clients are
+told ``{issuer}/device-authorization/``) for two device clients of their own, as
+the toolkit gives each client one grant: ``device-public`` and ``device-conf``.
 
 Listens on 127.0.0.1 (a free port), prints ``READY <issuer>`` and serves until killed.
 Django's own login page (a two-field template below) and DOT's consent page.
@@ -113,6 +116,9 @@ def configure(issuer: str, data: Path) -> None:
                 "offline_access": "Stay signed in",
             },
             "DEFAULT_SCOPES": ["read"],
+            # RFC 8628 §3.2: verification_uri is required, and the toolkit has no default.
+            "OAUTH_DEVICE_VERIFICATION_URI": f"{issuer}/device/",
+            "OAUTH_DEVICE_VERIFICATION_URI_COMPLETE": f"{issuer}/device/?user_code={{user_code}}",
         },
     )
 
@@ -139,6 +145,18 @@ def create_clients() -> None:
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
     )
+    for client_id, client_type in (
+        ("device-public", Application.CLIENT_PUBLIC),
+        ("device-conf", Application.CLIENT_CONFIDENTIAL),
+    ):
+        Application.objects.create(
+            name=f"loopback-login e2e {client_id}",
+            client_id=client_id,
+            client_secret=secret if client_type == Application.CLIENT_CONFIDENTIAL else "",
+            client_type=client_type,
+            authorization_grant_type=Application.GRANT_DEVICE_CODE,
+            algorithm=Application.RS256_ALGORITHM,
+        )
 
 
 def _urls() -> list[object]:
