@@ -47,7 +47,9 @@ def login(server_url: str, context: dict[str, str]) -> int:
         argv.append("--no-client-check")
     env = dict(os.environ)
     if context.get("client_secret"):
-        env["LOOPBACK_LOGIN_CLIENT_SECRET"] = context["client_secret"]
+        # Given for this client by flag: the environment's secret is never sent to an
+        # authorization server an API's metadata chose (SECURITY.md).
+        argv += ["--client-secret", context["client_secret"]]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=25)
     log(f"login exit {done.returncode}")
     for line in (done.stdout + done.stderr).splitlines():
