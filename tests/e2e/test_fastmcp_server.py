@@ -133,14 +133,22 @@ def test_a_pre_registered_client_is_not_refused_for_an_unknown_code(
     redirect = f"http://127.0.0.1:{free_port()}/callback"
     fastmcp_server.pre_register("by-hand", "right-secret", redirect)
     args = ["--resource", fastmcp_server.url, "--client-id", "by-hand", "--redirect-uri", redirect]
-    # The client check's made-up code meets 401 invalid_grant: the login goes on.
-    monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", "right-secret")
-    done = run_cli("login", "notes", *args, env=FOLLOWING_BROWSER)
+    # The client check's made-up code meets 401 invalid_grant: the login goes on. (The
+    # secret by flag: the environment's is never sent to a server an API's metadata chose.)
+    monkeypatch.delenv("LOOPBACK_LOGIN_CLIENT_SECRET")
+    done = run_cli(
+        "login", "notes", *args, "--client-secret", "right-secret", env=FOLLOWING_BROWSER
+    )
     assert done.returncode == 0, done.stderr
     assert read_record("notes")["access_token"] in fastmcp_server.authorization.access_tokens
     # A wrong secret is still refused before any sign-in (401 invalid_client).
-    monkeypatch.setenv("LOOPBACK_LOGIN_CLIENT_SECRET", "wrong-secret")
-    wrong = run_cli("login", "other", *args, "--timeout", "600", env={"BROWSER": "true"})
+    wrong = run_cli(
+        "login",
+        "other",
+        *args,
+        *("--client-secret", "wrong-secret", "--timeout", "600"),
+        env={"BROWSER": "true"},
+    )
     assert wrong.returncode == 4, wrong.stderr
     assert "refused the client id or secret of profile 'other' (invalid_client)" in wrong.stderr
 
