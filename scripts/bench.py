@@ -122,9 +122,12 @@ asyncio.run(main())
 
 # The scripted browser: signs in, consents, notes when it sends the redirect.
 BROWSER = """
-import os, sys, time, html, urllib.parse
+import os, re, sys, time, html, urllib.parse
 from loopback_login._demo.browser import _HIDDEN_REQUEST, _fetch
 url = sys.argv[1]
+if url.startswith("file://"):  # loopback-login hands the browser a private page (SECURITY.md)
+    with open(urllib.parse.unquote(urllib.parse.urlsplit(url).path)) as page:
+        url = html.unescape(re.search(r'http-equiv="refresh" content="0; url=([^"]*)"', page.read())[1])
 status, body, location = _fetch(url, None, 30)
 for form, action in (({"username": "demo", "password": "demo"}, "/oauth2/login"),
                      ({"decision": "allow"}, "/oauth2/consent")):
@@ -567,7 +570,7 @@ def warm_bench(rounds: int) -> dict[str, float]:
 
 SESSION_VS_PLAIN = """
 import asyncio, json, statistics, sys, time
-import aiohttp, loopback_login
+import aiohttp, loopback_login, multidict
 
 base, apikey, token, n, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 
@@ -607,6 +610,7 @@ async def main():
                 self.url, self.headers = url, {}
         class Response:
             status = 200
+            headers = multidict.CIMultiDict()
         async def handler(request):
             return Response()
         url = aiohttp.client.URL(base + "/v2/locations")
