@@ -184,6 +184,35 @@ class LoopThread:
         self._loop.close()
 
 
+class AsgiThread:
+    """An ASGI app served by uvicorn in a thread, on a port bound first: its URL is known
+    before the app is made (an MCP server names its own URL in its metadata)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def start(self, app: Any, what: str) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._uvicorn.serve(sockets=[self.socket])), daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._uvicorn.started:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._uvicorn.should_exit = True
+        self._thread.join(10)
+        self.socket.close()
+
+
 class DemoServer:
     """The demo provider served from a thread, reachable by CLI subprocesses."""
 

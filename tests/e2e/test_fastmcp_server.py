@@ -6,9 +6,6 @@ read as a refused client (issue 19, point 1); the SDK's client logs in through M
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 
 import pytest
 from resource_apps import FOLLOWING_BROWSER
-from support import free_port, read_record, run_cli
+from support import AsgiThread, free_port, read_record, run_cli
 
 try:
     from fastmcp import FastMCP
@@ -34,11 +31,8 @@ class FastMcpServer:
     """fastmcp's server with one tool, on a port bound first, served by uvicorn in a thread."""
 
     def __init__(self) -> None:
-        import uvicorn
-
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        base = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self._asgi = AsgiThread()
+        base = self._asgi.base
         self.url = f"{base}/mcp"
         self.authorization = InMemoryOAuthProvider(
             base_url=base,
@@ -54,18 +48,7 @@ class FastMcpServer:
             """Keep a note."""
             return f"kept: {text}"
 
-        config = uvicorn.Config(
-            server.http_app(path="/mcp"), log_level="warning", lifespan="on", ws="none"
-        )
-        self._uvicorn = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._uvicorn.serve(sockets=[self.socket])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._uvicorn.started:
-            assert time.monotonic() < deadline, "the fastmcp server did not start"
-            time.sleep(0.05)
+        self._asgi.start(server.http_app(path="/mcp"), "the fastmcp server")
 
     def pre_register(self, client_id: str, secret: str, redirect_uri: str) -> None:
         """A confidential client registered by hand, as an administrator would."""
@@ -79,9 +62,7 @@ class FastMcpServer:
         )
 
     def close(self) -> None:
-        self._uvicorn.should_exit = True
-        self._thread.join(10)
-        self.socket.close()
+        self._asgi.close()
 
 
 @pytest.fixture

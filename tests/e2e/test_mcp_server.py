@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import expire, read_record, run_cli, start_cli
+from support import AsgiThread, expire, read_record, run_cli, start_cli
 
 Catcher = tuple[dict[str, str], Callable[[], str]]
 
@@ -133,12 +131,10 @@ class McpServer:
     """The SDK's server with one tool, on a port bound first, served by uvicorn in a thread."""
 
     def __init__(self) -> None:
-        import uvicorn
         from mcp.server.mcpserver import MCPServer
 
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        base = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self._asgi = AsgiThread()
+        base = self._asgi.base
         self.url = f"{base}/mcp"
         self.authorization = InMemoryAuthorizationServer()
         server = MCPServer(
@@ -161,23 +157,10 @@ class McpServer:
             """Tomorrow's weather in a city."""
             return f"Sunny in {city}"
 
-        config = uvicorn.Config(
-            server.streamable_http_app(), log_level="warning", lifespan="on", ws="none"
-        )
-        self._uvicorn = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._uvicorn.serve(sockets=[self.socket])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._uvicorn.started:
-            assert time.monotonic() < deadline, "the MCP server did not start"
-            time.sleep(0.05)
+        self._asgi.start(server.streamable_http_app(), "the MCP server")
 
     def close(self) -> None:
-        self._uvicorn.should_exit = True
-        self._thread.join(10)
-        self.socket.close()
+        self._asgi.close()
 
 
 @pytest.fixture
